@@ -1,0 +1,240 @@
+"""The ``unpaired`` command line: train, translate, demo, data.
+
+Every command reports bad input as one line ``error: <file or key>: <problem>`` on stderr and exits
+non-zero; nothing is overwritten silently.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from unpaired.config import ConfigError, build_config
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from unpaired.data import DataError
+    from unpaired.training.checkpoint import CheckpointError
+    from unpaired.training.trainer import NonFiniteLossError, RunFolderError
+
+    return (ConfigError, DataError, CheckpointError, RunFolderError, NonFiniteLossError, FileNotFoundError)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="unpaired")
+def cli() -> None:
+    """Unpaired image-to-image translation: train a translator between two image collections
+    (UNIT and more), watch it learn, and translate images with it.
+
+    \b
+    Typical use:
+      unpaired train --method unit --data path/to/horse2zebra --out runs/h2z
+      unpaired translate --checkpoint runs/h2z --input photos/ --output out/ --direction a2b
+    """
+
+
+@cli.command()
+@click.option("--method", "method", default=None,
+              help="Method to train (e.g. 'unit'). May be omitted when a --config file names it.")
+@click.option("--data", "data", default=None,
+              help="Training data: a folder holding trainA/ trainB/ (and testA/ testB/ for sample grids), or "
+                   "'X:Y' where X and Y are digit-set names (mnist, usps, svhn) or image folders, e.g. "
+                   "mnist:usps. Digit sets are read from $UNPAIRED_DATA. Same as --set data.source=...")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Run folder to create (must not exist or be empty). Gets config.yaml, checkpoints/, "
+                   "samples/, metrics.jsonl and tensorboard/.")
+@click.option("--config", "configs", multiple=True,
+              help="YAML config file, or the name of a shipped one (unit_digits, unit_street256). "
+                   "Repeatable; later files override earlier ones.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override one config key, e.g. --set train.max_steps=2000 --set model.gan_type=nsgan. "
+                   "Repeatable; applied after the config files.")
+@click.option("--resume", "resume", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Continue the run in this folder from its latest checkpoint (optimisers, schedule, step "
+                   "and random state included). --set may change e.g. train.max_steps.")
+def train(method: str | None, data: str | None, out: Path | None, configs: tuple[str, ...],
+          overrides: tuple[str, ...], resume: Path | None) -> None:
+    """Train a translation method; shows progress, writes sample grids and checkpoints."""
+    from unpaired.training.trainer import Trainer, config_for_resume
+
+    sets = list(overrides) + ([f"data.source={data}"] if data else [])
+    if resume is not None:
+        if configs or method:
+            raise ConfigError("--resume takes the run's own config.yaml; use --set to change keys")
+        if out is not None and out.resolve() != resume.resolve():
+            raise ConfigError("--out and --resume name different folders; --resume continues in place")
+        cfg = config_for_resume(resume, sets)
+        run_dir = resume
+    else:
+        if out is None:
+            raise ConfigError("--out RUN_DIR is required (the folder the run writes to)")
+        cfg = build_config(method, list(configs), sets)
+        if not cfg.data.source:
+            raise ConfigError("no training data: pass --data DIR_OR_SETS (or set data.source in a config)")
+        run_dir = out
+    trainer = Trainer(cfg, run_dir, resume=resume is not None)
+    click.echo(f"training {cfg.method} on {trainer.domains.description} for up to {cfg.train.max_steps} steps"
+               f" ({trainer.device}, {cfg.train.precision}) -> {run_dir}", err=True)
+    result = trainer.fit()
+    click.echo(f"stopped at step {result.step} ({result.stopped_by}) after {result.seconds:.0f} s, "
+               f"{result.images_per_second:.1f} images/s")
+    click.echo(f"checkpoint: {result.checkpoint}")
+    if result.grid:
+        click.echo(f"samples:    {result.grid}")
+
+
+@cli.command()
+@click.option("--checkpoint", "checkpoint", required=True, type=click.Path(path_type=Path, exists=True),
+              help="Checkpoint file, or a run folder (its latest checkpoint is used).")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path, exists=True),
+              help="An image file or a folder of images (PNG, JPEG, BMP, WebP) from the source domain.")
+@click.option("--output", "output", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Folder for the translated images; each keeps its input file name.")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
+              help="a2b translates domain A (trainA) images into domain B; b2a the reverse.")
+@click.option("--size", type=int, default=None,
+              help="Shorter side the input is resized to before translation (default: the training size).")
+@click.option("--keep-size", is_flag=True, help="Resize each output back to its input's size.")
+@click.option("--device", default="auto", show_default=True, help="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+@click.option("--no-ema", is_flag=True, help="Use the live generator weights even if the run kept EMA weights.")
+@click.option("--overwrite", is_flag=True, help="Replace files that already exist in --output.")
+@click.option("--on-bad-image", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="What to do with an unreadable input image: stop, or report and skip it.")
+def translate(checkpoint: Path, input_path: Path, output: Path, direction: str, size: int | None,
+              keep_size: bool, device: str, no_ema: bool, overwrite: bool, on_bad_image: str) -> None:
+    """Translate images with a trained checkpoint."""
+    from tqdm import tqdm
+
+    from unpaired.data import DataError, list_images
+    from unpaired.inference import load
+
+    translator = load(checkpoint, device=device, use_ema=not no_ema)
+    if input_path.is_dir():
+        files, _ignored = list_images(input_path)
+        if not files:
+            raise DataError(f"{input_path}: no images (.png .jpg .jpeg .bmp .webp) in this folder")
+    else:
+        files = [input_path]
+    output.mkdir(parents=True, exist_ok=True)
+    clashes = [f.name for f in files if (output / f.name).exists()]
+    if clashes and not overwrite:
+        raise DataError(f"{output}: already holds {len(clashes)} of the output files (e.g. {clashes[0]}); "
+                        "pass --overwrite to replace them or choose another --output")
+    written, skipped = 0, []
+    for path in tqdm(files, desc=f"translate {direction}", unit="img", disable=len(files) < 2):
+        try:
+            images = translator.translate_image(path, direction, size=size, keep_size=keep_size)
+        except (OSError, SyntaxError, ValueError) as err:
+            if on_bad_image == "fail":
+                raise DataError(f"{path}: cannot translate this image ({err})") from err
+            skipped.append(path.name)
+            continue
+        images[0].save(output / path.name)
+        written += 1
+    click.echo(f"wrote {written} image(s) to {output}" + (f"; skipped {len(skipped)}: {', '.join(skipped)}"
+                                                           if skipped else ""))
+
+
+@cli.command()
+@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
+              help="Run folder; if it exists, a numbered sibling (runs/demo-2, ...) is used instead.")
+@click.option("--minutes", type=float, default=8.0, show_default=True, help="Training time budget.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Extra config overrides.")
+def demo(out: Path, minutes: float, overrides: tuple[str, ...]) -> None:
+    """Train UNIT between MNIST and USPS digits for a few minutes and show where the results are."""
+    from unpaired.data import DataError, data_root, open_domains
+    from unpaired.training.trainer import Trainer
+
+    root = data_root()
+    try:
+        open_domains("mnist:usps", "test", image_size=32, channels=None)
+    except DataError as err:
+        raise DataError(f"the demo needs MNIST and USPS under {root} (set UNPAIRED_DATA to change it).\n"
+                        f"  {err}\n  With internet access, `unpaired data download mnist usps` fetches them.") from err
+    run_dir = out
+    n = 2
+    while run_dir.exists() and any(run_dir.iterdir()):
+        run_dir = out.with_name(f"{out.name}-{n}")
+        n += 1
+    cfg = build_config("unit", ["unit_digits"], ["data.source=mnist:usps", f"train.max_minutes={minutes}",
+                                                 *overrides])
+    started = time.perf_counter()
+    trainer = Trainer(cfg, run_dir)
+    click.echo(f"demo: UNIT, MNIST <-> USPS at {cfg.data.image_size}px, {minutes:g} min budget -> {run_dir}",
+               err=True)
+    result = trainer.fit()
+    click.echo(f"\ndemo finished in {time.perf_counter() - started:.0f} s: {result.step} steps, "
+               f"{result.images_per_second:.0f} images/s")
+    click.echo(f"  sample grid (rows x_a, x_ab, x_aba, x_b, x_ba, x_bab): {result.grid}")
+    click.echo(f"  checkpoint:  {result.checkpoint}")
+    click.echo(f"  loss log:    {run_dir / 'metrics.jsonl'}   (tensorboard --logdir {run_dir / 'tensorboard'})")
+    click.echo(f"  translate:   unpaired translate --checkpoint {run_dir} --input DIGITS/ --output OUT/ "
+               "--direction a2b")
+
+
+@cli.group()
+def data() -> None:
+    """Inspect, check and download data sets."""
+
+
+@data.command("check")
+@click.argument("spec")
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+def data_check(spec: str, split: str) -> None:
+    """Decode every image of SPEC (a folder with trainA/trainB, or X:Y) and report unreadable files."""
+    from unpaired.data import FolderSource, open_domains
+
+    pair = open_domains(spec, split, image_size=1, channels=None, on_bad_image="skip")
+    problems = []
+    for side in (pair.a, pair.b):
+        click.echo(f"{side.name}: {len(side)} images")
+        if isinstance(side, FolderSource):
+            problems += list(side.skipped) + [f"{p}: {why}" for p, why in side.check(progress=True)]
+    for problem in problems:
+        click.echo(f"  bad: {problem}")
+    if problems:
+        raise SystemExit(EXIT_ERROR)
+
+
+@data.command("download")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--root", type=click.Path(path_type=Path), default=None,
+              help="Data root (default: $UNPAIRED_DATA or the user cache folder).")
+def data_download(names: tuple[str, ...], root: Path | None) -> None:
+    """Download digit sets (mnist, usps, svhn) from their official sources, verifying checksums."""
+    from unpaired.data import data_root, download
+
+    for name in names:
+        for path in download(name, root or data_root()):
+            click.echo(str(path))
+
+
+def main() -> None:
+    """Entry point: runs the CLI, turning known errors into one-line messages and exit codes."""
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted; the last checkpoint is kept (resume with --resume RUN_DIR)", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except _known_errors() as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_ERROR)
+    except ValueError as err:  # invalid option values found while building networks
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Data layer: image sources (folders, digit sets), the ``--data`` resolver, and dataset downloads.
+
+Everything the rest of the package needs is re-exported here, so callers write
+``from unpaired.data import open_domains, FolderSource``.
+"""
+
+from __future__ import annotations
+
+from .digits import (
+    DIGIT_CHANNELS,
+    DIGIT_SETS,
+    load_mnist,
+    load_svhn,
+    load_usps,
+    open_digits,
+    read_idx,
+)
+from .download import RESOURCES, Resource, download, md5sum
+from .errors import DataError
+from .resolve import DomainPair, open_domains
+from .sources import (
+    DATA_ENV,
+    IMAGE_EXTENSIONS,
+    FolderSource,
+    ImageSource,
+    TensorSource,
+    data_root,
+    list_images,
+)
+
+__all__ = [
+    "DATA_ENV",
+    "DIGIT_CHANNELS",
+    "DIGIT_SETS",
+    "IMAGE_EXTENSIONS",
+    "RESOURCES",
+    "DataError",
+    "DomainPair",
+    "FolderSource",
+    "ImageSource",
+    "Resource",
+    "TensorSource",
+    "data_root",
+    "download",
+    "list_images",
+    "load_mnist",
+    "load_svhn",
+    "load_usps",
+    "md5sum",
+    "open_digits",
+    "open_domains",
+    "read_idx",
+]

@@ -1,0 +1,321 @@
+"""Named digit data sets (MNIST, USPS, SVHN) read from their usual distribution files.
+
+Digit-to-digit translation (MNIST<->USPS, SVHN->MNIST) is the standard small benchmark for unpaired methods,
+and its metric needs the class labels, so these sets are read whole into memory with their labels and served
+as a :class:`TensorSource`. Files are read in the formats people actually have (official IDX ``.gz``, the
+Kaggle USPS HDF5 or the LIBSVM USPS files, the official SVHN ``.mat``); nothing is converted or cached
+on disk.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import DataError
+from .sources import DATA_ENV, TensorSource
+
+__all__ = [
+    "DIGIT_CHANNELS",
+    "DIGIT_SETS",
+    "load_mnist",
+    "load_svhn",
+    "load_usps",
+    "open_digits",
+    "read_idx",
+]
+
+SPLITS = ("train", "test")
+
+IDX_IMAGES = 2051
+IDX_LABELS = 2049
+
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+USPS_LIBSVM = {"train": "usps.bz2", "test": "usps.t.bz2"}
+SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
+
+
+def _check_split(name: str, split: str) -> None:
+    if split not in SPLITS:
+        raise DataError(f"{name}: unknown split {split!r}; use one of {', '.join(SPLITS)}")
+
+
+def _missing(name: str, root: Path, needed: list[Path], note: str = "") -> DataError:
+    """The error for absent data files: which files, where they go, and how to get them."""
+    files = "\n".join(f"  {p}" for p in needed)
+    return DataError(
+        f"{name}: data files not found. Needed:\n{files}\n"
+        f"Put the files there{note}, or point the environment variable {DATA_ENV} at a folder that holds "
+        f"{needed[0].parent.name}/ (the data root now is {root}). When online, "
+        f"`unpaired data download {name.split('/')[0]}` fetches them."
+    )
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (gzipped or raw): magic 2051 gives ``N x rows x cols`` uint8, 2049 gives ``N`` uint8.
+
+    The header is validated against the file size, so a truncated download or an HTML error page saved under
+    the file's name is reported as such instead of producing garbage digits.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read the IDX file ({e}); delete it and download it again") from e
+    if len(raw) < 8:
+        raise DataError(f"{path}: file is too short to be an IDX file ({len(raw)} bytes); download it again")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic not in (IDX_IMAGES, IDX_LABELS):
+        raise DataError(
+            f"{path}: not an MNIST IDX file (magic number {magic}, expected {IDX_IMAGES} for images or "
+            f"{IDX_LABELS} for labels); the file is probably damaged or something else, download it again"
+        )
+    ndim = 3 if magic == IDX_IMAGES else 1
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: IDX header is cut short; the file is incomplete, download it again")
+    dims = tuple(int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
+    expected = int(np.prod(dims))
+    got = len(raw) - header
+    if got != expected:
+        raise DataError(
+            f"{path}: IDX header says {' x '.join(map(str, dims))} = {expected} bytes of data but the file "
+            f"has {got}; the file is incomplete or damaged, download it again"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+
+
+def _find(folder: Path, names: list[str]) -> Path | None:
+    for n in names:
+        if (folder / n).is_file():
+            return folder / n
+    return None
+
+
+def load_mnist(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST from ``root/mnist/``: uint8 images ``N x 28 x 28`` and int64 labels.
+
+    Accepts the official gzipped files and their un-gzipped versions (also with the ``.`` spelling Kaggle
+    uses, ``train-images.idx3-ubyte``).
+    """
+    _check_split("mnist", split)
+    folder = Path(root) / "mnist"
+    found = []
+    for base in MNIST_FILES[split]:
+        dotted = base.replace("-idx", ".idx")
+        p = _find(folder, [base + ".gz", base, dotted, dotted + ".gz"])
+        if p is None:
+            raise _missing(
+                f"mnist/{split}",
+                Path(root),
+                [folder / (b + ".gz") for b in MNIST_FILES[split]],
+                " (gzipped or not)",
+            )
+        found.append(p)
+    images, labels = read_idx(found[0]), read_idx(found[1])
+    if images.ndim != 3 or labels.ndim != 1:
+        raise DataError(f"{found[0]} / {found[1]}: image and label files are swapped; check the file names")
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(
+            f"{found[0]} has {images.shape[0]} images but {found[1]} has {labels.shape[0]} labels; "
+            "the files are from different splits or incomplete, download them again"
+        )
+    if labels.size and labels.max() > 9:
+        raise DataError(
+            f"{found[1]}: labels must be digits 0-9, found {int(labels.max())}; download it again"
+        )
+    return images, labels.astype(np.int64)
+
+
+def _usps_from_h5(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if split not in f:
+                raise DataError(
+                    f"{path}: has no group {split!r} (groups: {', '.join(f.keys()) or 'none'}); expected the "
+                    "Kaggle USPS layout with groups train/ and test/, each holding data and target"
+                )
+            g = f[split]
+            if "data" not in g or "target" not in g:
+                raise DataError(
+                    f"{path}: group {split!r} must hold datasets 'data' and 'target'; "
+                    f"it holds {', '.join(g.keys()) or 'nothing'}"
+                )
+            data = np.asarray(g["data"][()], dtype=np.float32)
+            target = np.asarray(g["target"][()]).reshape(-1)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the HDF5 file ({e}); it may be damaged, get it again") from e
+    if data.ndim != 2 or data.shape[1] != 256 or data.shape[0] != target.shape[0]:
+        raise DataError(
+            f"{path}: {split}/data has shape {data.shape} and {split}/target {target.shape}; "
+            "expected N x 256 and N (16x16 images, Kaggle USPS layout)"
+        )
+    images = np.clip(np.rint(data * 255.0), 0, 255).astype(np.uint8).reshape(-1, 16, 16)
+    return images, target.astype(np.int64)
+
+
+def _usps_from_libsvm(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    opener = bz2.open if path.suffix == ".bz2" else open
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    try:
+        with opener(path, "rt", encoding="ascii") as f:
+            for lineno, line in enumerate(f, 1):
+                head, _, rest = line.strip().partition(" ")
+                if not head:
+                    continue
+                try:
+                    label = int(float(head))
+                    kv = np.array(rest.replace(":", " ").split(), dtype=np.float64).reshape(-1, 2)
+                    idx = kv[:, 0].astype(np.int64)
+                    if idx.size and (idx.min() < 1 or idx.max() > 256):
+                        raise ValueError(f"feature index {int(idx.min())}..{int(idx.max())}")
+                except ValueError as e:
+                    raise DataError(
+                        f"{path}: line {lineno} is not 'label index:value ...' with indices 1-256 ({e}); "
+                        "the file is damaged, download it again"
+                    ) from e
+                row = np.zeros(256, dtype=np.float64)  # LIBSVM sparse format: absent features are 0
+                row[idx - 1] = kv[:, 1]
+                if not 1 <= label <= 10:
+                    raise DataError(f"{path}: line {lineno} has label {label}, expected 1-10 (digits 0-9)")
+                labels.append(label - 1)
+                images.append(row)
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise DataError(
+            f"{path}: cannot read the file ({e}); it is damaged or incomplete, download it again"
+        ) from e
+    if not images:
+        raise DataError(f"{path}: file holds no digits; download it again")
+    x = np.stack(images)
+    x = np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8).reshape(-1, 16, 16)
+    return x, np.asarray(labels, dtype=np.int64)
+
+
+def load_usps(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """USPS from ``root/usps/``: uint8 images ``N x 16 x 16`` and int64 labels (7291 train, 2007 test).
+
+    Reads ``usps.h5`` (Kaggle layout, pixel values in [0, 1]) if present, else the LIBSVM files ``usps.bz2`` /
+    ``usps.t.bz2`` (labels 1-10 for digits 0-9, values in [-1, 1]), which are what ``unpaired data download
+    usps`` fetches.
+    """
+    _check_split("usps", split)
+    folder = Path(root) / "usps"
+    h5 = folder / "usps.h5"
+    if h5.is_file():
+        return _usps_from_h5(h5, split)
+    name = USPS_LIBSVM[split]
+    p = _find(folder, [name, name[: -len(".bz2")]])
+    if p is None:
+        raise _missing(
+            f"usps/{split}", Path(root), [folder / name], " (or the Kaggle file usps.h5 in the same folder)"
+        )
+    return _usps_from_libsvm(p)
+
+
+def load_svhn(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """SVHN from ``root/svhn/{train,test}_32x32.mat``: uint8 images ``N x 3 x 32 x 32`` and int64 labels.
+
+    The official files store digit 0 as label 10; it is mapped back to 0. Reading them needs scipy.
+    """
+    _check_split("svhn", split)
+    path = Path(root) / "svhn" / SVHN_FILES[split]
+    if not path.is_file():
+        raise _missing(f"svhn/{split}", Path(root), [path])
+    try:
+        from scipy.io import loadmat
+    except ImportError as e:
+        raise DataError(
+            f"{path}: reading SVHN .mat files needs scipy; install it with `pip install scipy`"
+        ) from e
+    try:
+        mat = loadmat(str(path))
+    except Exception as e:  # scipy raises ValueError/OSError/NotImplementedError (v7.3 files) for bad files
+        raise DataError(
+            f"{path}: cannot read the .mat file ({type(e).__name__}: {e}); download it again"
+        ) from e
+    if "X" not in mat or "y" not in mat:
+        raise DataError(f"{path}: expected variables X and y (official SVHN format); download it again")
+    x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1)
+    if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.shape[3] != y.shape[0]:
+        raise DataError(f"{path}: X has shape {x.shape} and y {y.shape}; expected 32 x 32 x 3 x N and N")
+    images = np.ascontiguousarray(x.transpose(3, 2, 0, 1)).astype(np.uint8)
+    labels = y.astype(np.int64) % 10
+    return images, labels
+
+
+DIGIT_SETS: dict[str, Callable[[Path, str], tuple[np.ndarray, np.ndarray]]] = {
+    "mnist": load_mnist,
+    "usps": load_usps,
+    "svhn": load_svhn,
+}
+"""Loader for each named digit set: ``loader(root, split) -> (uint8 images, int64 labels)``."""
+
+DIGIT_CHANNELS: dict[str, int] = {"mnist": 1, "usps": 1, "svhn": 3}
+"""Native number of channels of each digit set, known without reading the files."""
+
+
+def _resize(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """Resize uint8 ``N x C x H x W`` to ``size x size`` in chunks, so memory stays bounded for 60k images."""
+    if x.shape[-2:] == (size, size):
+        return x
+    out = torch.empty((x.shape[0], x.shape[1], size, size), dtype=torch.uint8)
+    for s in range(0, x.shape[0], chunk):
+        y = F.interpolate(
+            x[s : s + chunk].float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+        out[s : s + chunk] = y.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def _luminance(x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """ITU-R 601 luma of uint8 RGB ``N x 3 x H x W`` (the weights PIL's ``convert("L")`` uses), in chunks."""
+    w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    out = torch.empty((x.shape[0], 1, *x.shape[2:]), dtype=torch.uint8)
+    for s in range(0, x.shape[0], chunk):
+        y = (x[s : s + chunk].float() * w).sum(1, keepdim=True)
+        out[s : s + chunk] = y.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def open_digits(
+    name: str, root: Path, split: str, image_size: int, channels: int | None = None
+) -> TensorSource:
+    """Load digit set ``name`` whole, resized once to ``image_size`` square, as a labelled TensorSource.
+
+    ``channels=None`` keeps the set's native channels; 3 repeats gray, 1 takes the luminance of colour, so
+    that sets with different channels (SVHN and MNIST) can be used as the two domains of one model.
+    """
+    key = name.lower()
+    if key not in DIGIT_SETS:
+        raise DataError(
+            f"unknown digit set {name!r}; the named digit sets are {', '.join(sorted(DIGIT_SETS))}"
+        )
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be None, 1 or 3, got {channels!r}")
+    if image_size < 1:
+        raise ValueError(f"image_size must be a positive number of pixels, got {image_size!r}")
+    images, labels = DIGIT_SETS[key](Path(root), split)
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    if channels == 1 and x.shape[1] == 3:  # before resizing: less to resize
+        x = _luminance(x)
+    x = _resize(x, image_size)
+    if channels == 3 and x.shape[1] == 1:  # after resizing: less to resize
+        x = x.repeat(1, 3, 1, 1)
+    return TensorSource(x, torch.from_numpy(labels), name=f"{key}/{split}")

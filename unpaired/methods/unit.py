@@ -1,0 +1,207 @@
+"""UNIT: Unsupervised Image-to-Image Translation Networks.
+
+M.-Y. Liu, T. Breuel, J. Kautz. NeurIPS 2017. https://arxiv.org/abs/1703.00848
+
+Shared-latent-space assumption: a pair of corresponding images x_1, x_2 maps to one code z. Each domain
+has a VAE (encoder E_i, generator G_i) and a discriminator D_i. The last layers of E_1, E_2 and the first
+layers of G_1, G_2 are shared, which ties both VAEs to one latent space; translation is
+x_1->2 = G_2(E_1(x_1)). Code names: domain 1 = ``a``, domain 2 = ``b``; ``h_a`` = E_1(x_1) is the mean of
+q_1(z|x_1) = N(h_a, I), and ``z_a = h_a + eps``.
+
+Objective (paper eq. 6-9), with the term names used as ``loss_weights`` keys:
+
+- ``gan``     lambda_0: L_GAN_i, adversarial loss of D_i against translations into domain i
+- ``kl``      lambda_1: KL(q_i(z|x_i) || N(0, I)) of the VAE
+- ``recon_x`` lambda_2: -log p_{G_i}(x_i | z_i), an L1 image reconstruction (Laplacian likelihood)
+- ``cyc_kl``  lambda_3: KL of the re-encoded translation, KL(q_j(z|x_i->j) || N(0, I)); the paper's CC term
+  also repeats KL(q_i(z|x_i)), which is the ``kl`` term already
+- ``cyc_x``   lambda_4: -log p_{G_i}(x_i | z_j), z_j ~ q_j(z|x_i->j): cycle reconstruction, L1
+- ``gp``      WGAN-GP penalty weight, used only with ``gan_type: wgan-gp``
+
+Defaults are the official implementation's (github.com/mingyuliutw/UNIT, configs/unit_*_folder.yaml):
+gen dim 64, 2 downsamplings, 4 residual blocks, reflect padding, ReLU; discriminators 3 scales x 4
+layers, dim 64, LeakyReLU, LSGAN; gan 1, recon_x 10, kl 0.01, cyc_x 10, cyc_kl 0.01. The PyTorch release
+of the official code no longer shares layers; the paper does, and ``shared_blocks`` (residual blocks
+shared at the end of the encoders and the start of the generators; 0 = none) restores it, for the
+paper's weight-sharing ablation. Setting ``cyc_x``/``cyc_kl`` to 0 skips the cycle branch entirely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from unpaired.losses.adversarial import GAN_KINDS, discriminator_loss, generator_loss, gradient_penalty
+from unpaired.losses.reconstruction import kl_standard_normal, l1
+from unpaired.methods.base import METHODS, Batch, Method, Step, cat_batches
+from unpaired.nn.blocks import ResBlocks, init_weights
+from unpaired.nn.decoders import UpsamplingDecoder
+from unpaired.nn.discriminators import MultiScaleDiscriminator
+from unpaired.nn.encoders import DownsamplingEncoder
+
+DOMAINS = ("a", "b")
+
+
+@dataclass
+class UNITConfig:
+    dim: int = 64
+    n_down: int = 2
+    n_res: int = 4
+    shared_blocks: int = 1
+    activation: str = "relu"
+    pad_type: str = "reflect"
+    init: str = "kaiming"
+    latent_noise: float = 1.0
+    """Std of eps in z = h + eps while training (the posterior's fixed standard deviation)."""
+    dis_dim: int = 64
+    dis_layers: int = 4
+    dis_scales: int = 3
+    dis_norm: str = "none"
+    dis_spectral: bool = False
+    gan_type: str = "lsgan"
+
+
+@dataclass
+class UNITWeights:
+    gan: float = 1.0
+    recon_x: float = 10.0
+    kl: float = 0.01
+    cyc_x: float = 10.0
+    cyc_kl: float = 0.01
+    gp: float = 10.0
+
+
+def split_like(x: Tensor, parts: list[Tensor]) -> list[Tensor]:
+    return list(x.split([p.shape[0] for p in parts]))
+
+
+@METHODS.register("unit")
+class UNIT(Method):
+    name = "unit"
+    Config = UNITConfig
+    Weights = UNITWeights
+    visual_names = ("x_a", "x_ab", "x_aba", "x_b", "x_ba", "x_bab")
+
+    def __init__(self, cfg: UNITConfig, weights: dict[str, float], channels: dict[str, int],
+                 image_size: int) -> None:
+        super().__init__(cfg, weights, channels, image_size)
+        if not 0 <= cfg.shared_blocks <= cfg.n_res:
+            raise ValueError(f"model.shared_blocks must be within 0..n_res={cfg.n_res}, got {cfg.shared_blocks}")
+        if cfg.gan_type not in GAN_KINDS:
+            raise ValueError(f"model.gan_type must be one of {', '.join(GAN_KINDS)}, got '{cfg.gan_type}'")
+        smallest = MultiScaleDiscriminator.smallest_input(cfg.dis_layers, cfg.dis_scales)
+        if image_size < smallest:
+            raise ValueError(f"data.image_size={image_size} is too small for {cfg.dis_scales} discriminator "
+                             f"scales of {cfg.dis_layers} layers (needs >= {smallest})")
+        if image_size % 2**cfg.n_down:
+            raise ValueError(f"data.image_size={image_size} must be divisible by 2**model.n_down")
+        self.size_multiple = 2**cfg.n_down
+        private = cfg.n_res - cfg.shared_blocks
+        latent = cfg.dim * 2**cfg.n_down
+        gen = nn.ModuleDict()
+        for d in DOMAINS:
+            gen[f"enc_{d}"] = DownsamplingEncoder(channels[d], cfg.dim, cfg.n_down, private, "in",
+                                                  cfg.activation, cfg.pad_type)
+            gen[f"dec_{d}"] = UpsamplingDecoder(latent, channels[d], cfg.n_down, private, "in",
+                                                cfg.activation, cfg.pad_type)
+        gen["enc_shared"] = ResBlocks(cfg.shared_blocks, latent, "in", cfg.activation, cfg.pad_type)
+        gen["dec_shared"] = ResBlocks(cfg.shared_blocks, latent, "in", cfg.activation, cfg.pad_type)
+        dis = nn.ModuleDict({
+            d: MultiScaleDiscriminator(channels[d], cfg.dis_dim, cfg.dis_layers, cfg.dis_scales, cfg.dis_norm,
+                                       "lrelu", cfg.pad_type, cfg.dis_spectral)
+            for d in DOMAINS
+        })
+        init_weights(gen, cfg.init)
+        init_weights(dis, "gaussian")  # as the official trainer does for its discriminators
+        self.nets["dis"] = dis
+        self.nets["gen"] = gen
+
+    # -- the two halves of each VAE; the shared layers run once on all inputs concatenated ------------
+    def encode(self, inputs: list[tuple[str, Tensor]]) -> list[Tensor]:
+        """[(domain, image)] -> [h]: E_domain(image), the mean of q(z | image)."""
+        gen = self.nets["gen"]
+        private = [gen[f"enc_{d}"](x) for d, x in inputs]
+        return split_like(gen["enc_shared"](cat_batches(*private)), private)
+
+    def decode(self, inputs: list[tuple[str, Tensor]]) -> list[Tensor]:
+        """[(domain, z)] -> [G_domain(z)]."""
+        gen = self.nets["gen"]
+        shared = split_like(gen["dec_shared"](cat_batches(*(z for _, z in inputs))), [z for _, z in inputs])
+        outputs: list[Tensor | None] = [None] * len(inputs)
+        for d in DOMAINS:
+            picks = [i for i, (target, _) in enumerate(inputs) if target == d]
+            if picks:
+                decoded = gen[f"dec_{d}"](cat_batches(*(shared[i] for i in picks)))
+                for i, x in zip(picks, split_like(decoded, [shared[i] for i in picks]), strict=True):
+                    outputs[i] = x
+        return outputs  # type: ignore[return-value]
+
+    def sample_z(self, h: Tensor) -> Tensor:
+        return h + self.cfg.latent_noise * torch.randn_like(h)
+
+    # -- training ------------------------------------------------------------------------------------
+    def forward_step(self, batch: Batch) -> Step:
+        x_a, x_b = batch["a"], batch["b"]
+        h_a, h_b = self.encode([("a", x_a), ("b", x_b)])
+        z_a, z_b = self.sample_z(h_a), self.sample_z(h_b)
+        step: Step = {"x_a": x_a, "x_b": x_b, "h_a": h_a, "h_b": h_b}
+        names = ["x_ab", "x_ba"]
+        targets = [("b", z_a), ("a", z_b)]
+        if self.active("recon_x"):
+            names += ["x_aa", "x_bb"]
+            targets += [("a", z_a), ("b", z_b)]
+        step.update(zip(names, self.decode(targets), strict=True))
+        if self.active("cyc_x") or self.active("cyc_kl"):
+            step["h_ab"], step["h_ba"] = self.encode([("b", step["x_ab"]), ("a", step["x_ba"])])
+            if self.active("cyc_x"):
+                step["x_aba"], step["x_bab"] = self.decode(
+                    [("a", self.sample_z(step["h_ab"])), ("b", self.sample_z(step["h_ba"]))])
+        return step
+
+    def loss_terms(self, group: str, step: Step) -> dict[str, Tensor]:
+        dis = self.nets["dis"]
+        kind = self.cfg.gan_type
+        # translations into each domain: x_ba lands in a, x_ab in b
+        into = {"a": ("x_a", "x_ba"), "b": ("x_b", "x_ab")}
+        terms: dict[str, Tensor] = {}
+        if group == "dis":
+            for d, (real_key, fake_key) in into.items():
+                real, fake = step[real_key], step[fake_key].detach()
+                logits = dis[d](torch.cat([real, fake]))
+                halves = [t.chunk(2) for t in logits]
+                terms[f"gan/{d}"] = discriminator_loss([r for r, _ in halves], [f for _, f in halves], kind)
+                if kind == "wgan-gp" and self.active("gp"):
+                    terms[f"gp/{d}"] = gradient_penalty(dis[d], real, fake)
+            return terms
+        if self.active("gan"):
+            for d, (_, fake_key) in into.items():
+                terms[f"gan/{d}"] = generator_loss(dis[d](step[fake_key]), kind)
+        for d in DOMAINS:
+            other = "b" if d == "a" else "a"
+            if self.active("recon_x"):
+                terms[f"recon_x/{d}"] = l1(step[f"x_{d}{d}"], step[f"x_{d}"])
+            if self.active("kl"):
+                terms[f"kl/{d}"] = kl_standard_normal(step[f"h_{d}"])
+            if self.active("cyc_x"):
+                terms[f"cyc_x/{d}"] = l1(step[f"x_{d}{other}{d}"], step[f"x_{d}"])
+            if self.active("cyc_kl"):
+                terms[f"cyc_kl/{d}"] = kl_standard_normal(step[f"h_{d}{other}"])
+        return terms
+
+    # -- inference -----------------------------------------------------------------------------------
+    def translate(self, x: Tensor, direction: str, **options: object) -> Tensor:
+        """a2b: G_b(E_a(x)) with the posterior mean (no sampling noise); b2a likewise."""
+        if options:
+            raise TypeError(f"unit.translate takes no options, got {', '.join(options)}")
+        source, target = self.check_direction(direction).split("2")
+        (h,) = self.encode([(source, x)])
+        return self.decode([(target, h)])[0]
+
+    @torch.no_grad()
+    def visuals(self, batch: Batch) -> dict[str, Tensor]:
+        x_a, x_b = batch["a"], batch["b"]
+        x_ab, x_ba = self.translate(x_a, "a2b"), self.translate(x_b, "b2a")
+        return {"x_a": x_a, "x_ab": x_ab, "x_aba": self.translate(x_ab, "b2a"),
+                "x_b": x_b, "x_ba": x_ba, "x_bab": self.translate(x_ba, "a2b")}

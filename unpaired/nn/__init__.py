@@ -1,0 +1,1 @@
+"""Shared building blocks: every network in unpaired is assembled from these."""

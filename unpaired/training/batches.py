@@ -1,0 +1,114 @@
+"""Deterministic unpaired batches: the batch of step t is a pure function of (seed, t).
+
+Each domain is walked through epoch by epoch in a seeded random order, independently of the other
+domain (the images are unpaired). Crop offsets and flips come from a generator seeded by (seed, step,
+slot). Nothing depends on worker processes or on earlier steps, so a run resumed at step t sees exactly
+the batches the uninterrupted run would have seen, and the checkpoint needs no sampler state.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from unpaired.data.sources import ImageSource
+
+_MIX = 0x9E3779B97F4A7C15  # odd 64-bit constant: spreads consecutive seeds apart
+
+
+def mix_seed(*parts: int) -> int:
+    state = 0
+    for part in parts:
+        state = (state * _MIX + part + 1) % (2**63 - 1)
+    return state
+
+
+def to_float(image: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return image.float().div_(127.5).sub_(1.0)
+
+
+def crop_and_flip(image: Tensor, size: int, gen: torch.Generator | None, flip: bool) -> Tensor:
+    """Random (gen given) or centre square crop of side ``size``, then an optional random flip."""
+    _, h, w = image.shape
+    if h < size or w < size:
+        image = torch.nn.functional.interpolate(image[None].float(), scale_factor=size / min(h, w),
+                                                mode="bilinear", antialias=True, align_corners=False)[0]
+        image = image.round_().clamp_(0, 255).to(torch.uint8)
+        _, h, w = image.shape
+    if gen is None:
+        top, left = (h - size) // 2, (w - size) // 2
+    else:
+        top = int(torch.randint(0, h - size + 1, (1,), generator=gen))
+        left = int(torch.randint(0, w - size + 1, (1,), generator=gen))
+    image = image[:, top:top + size, left:left + size]
+    if flip and gen is not None and bool(torch.rand(1, generator=gen) < 0.5):
+        image = image.flip(-1)
+    return image
+
+
+class StepBatches(Dataset):
+    """Map-style dataset whose item ``t`` is the dict of batches ({'a': ..., 'b': ...}) for step t."""
+
+    def __init__(self, sources: dict[str, ImageSource], batch_size: int, image_size: int, seed: int,
+                 flip: bool) -> None:
+        empty = [f"{d} ({src.name})" for d, src in sources.items() if len(src) == 0]
+        if empty:
+            raise ValueError(f"no images in domain {', '.join(empty)}")
+        self.sources = sources
+        self.batch_size = batch_size
+        self.image_size = image_size
+        self.seed = seed
+        self.flip = flip
+        self._orders: dict[tuple[int, int], Tensor] = {}
+
+    def __len__(self) -> int:
+        return sys.maxsize
+
+    def _order(self, domain: int, epoch: int, n: int) -> Tensor:
+        key = (domain, epoch)
+        if key not in self._orders:
+            self._orders.clear()  # only the current epochs are needed
+            gen = torch.Generator().manual_seed(mix_seed(self.seed, domain, epoch))
+            self._orders[key] = torch.randperm(n, generator=gen)
+        return self._orders[key]
+
+    def indices(self, domain: int, step: int) -> list[int]:
+        n = len(list(self.sources.values())[domain])
+        out = []
+        for position in range(step * self.batch_size, (step + 1) * self.batch_size):
+            epoch, offset = divmod(position, n)
+            out.append(int(self._order(domain, epoch, n)[offset]))
+        return out
+
+    def __getitem__(self, step: int) -> dict[str, Tensor]:
+        batch = {}
+        for k, (name, source) in enumerate(self.sources.items()):
+            images = []
+            for slot, index in enumerate(self.indices(k, step)):
+                gen = torch.Generator().manual_seed(mix_seed(self.seed, k, step, slot, 1))
+                images.append(crop_and_flip(source[index], self.image_size, gen, self.flip))
+            batch[name] = to_float(torch.stack(images))
+        return batch
+
+
+def iterate_steps(batches: StepBatches, start: int, stop: int, num_workers: int) -> Iterator[dict[str, Tensor]]:
+    """Batches for steps start..stop-1, decoded in ``num_workers`` background processes if > 0."""
+    if num_workers <= 0:
+        return (batches[t] for t in range(start, stop))
+    loader = DataLoader(batches, batch_size=None, sampler=range(start, stop), num_workers=num_workers,
+                        persistent_workers=False, prefetch_factor=2)
+    return iter(loader)
+
+
+def fixed_batch(sources: dict[str, ImageSource], count: int, image_size: int) -> dict[str, Tensor]:
+    """The first ``count`` images of each domain, centre-cropped: the rows of every sample grid."""
+    return {
+        name: to_float(torch.stack([crop_and_flip(src[i], image_size, None, False)
+                                    for i in range(min(count, len(src)))]))
+        for name, src in sources.items()
+    }

@@ -1,0 +1,366 @@
+"""The one training loop every method shares.
+
+Per step: ``method.forward_step(batch)`` once, then for each network group in order: only that group's
+parameters require gradients, ``method.loss_terms(group, step)`` gives raw terms, the trainer weighs
+them with ``loss_weights``, checks they are finite, backpropagates and steps the group's optimiser and
+schedule. The trainer also owns devices, bf16 autocast, channels_last, EMA, logging, sample grids,
+checkpoints and exact resume; it knows no method by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from unpaired.config import ConfigError, config_from_dict, to_dict, to_object, weights_dict
+from unpaired.data import open_domains
+from unpaired.methods import Method, build_method
+from unpaired.training.batches import StepBatches, fixed_batch, iterate_steps
+from unpaired.training.checkpoint import (
+    CheckpointError,
+    atomic_write,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    write_run_checkpoint,
+)
+from unpaired.training.images import image_grid, save_grid
+from unpaired.training.logging import MetricsLog
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite; the message names the step and the term."""
+
+
+class RunFolderError(FileExistsError):
+    """The output folder holds an earlier run and --resume was not given."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name} but CUDA is not available on this machine")
+    return device
+
+
+def lr_multiplier(cfg: DictConfig) -> Any:
+    """The schedule as a function of the step, for ``LambdaLR`` (rebuilt from the config on resume)."""
+    optim, total = cfg.optim, cfg.train.max_steps
+    if optim.lr_policy == "constant":
+        return lambda step: 1.0
+    if optim.lr_policy == "step":
+        return lambda step: optim.gamma ** (step // optim.step_size)
+    span = max(1, total - optim.decay_start)
+    return lambda step: 1.0 - max(0, step - optim.decay_start) / span
+
+
+def set_trainable(method: Method, group: str | None) -> None:
+    """Only ``group``'s parameters require grad (all of them for None): no wasted weight gradients."""
+    for name, module in method.nets.items():
+        module.requires_grad_(group is None or name == group)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    checkpoint: Path
+    grid: Path | None
+    seconds: float
+    images_per_second: float
+    stopped_by: str
+
+
+class Trainer:
+    """Builds data, method, optimisers from a resolved config; ``fit()`` trains into ``run_dir``."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        train = cfg.train
+        if train.threads:
+            torch.set_num_threads(train.threads)
+        self.device = resolve_device(train.device)
+        torch.manual_seed(train.seed)
+        self.resume_state = self._prepare_run_dir(resume)
+
+        data = cfg.data
+        self.domains = open_domains(data.source, "train", image_size=data.load_size or data.image_size,
+                                    channels=data.channels, on_bad_image=data.on_bad_image)
+        self.display_domains = open_domains(data.source, "test", image_size=data.load_size or data.image_size,
+                                            channels=data.channels, on_bad_image=data.on_bad_image)
+        sources = {"a": self.domains.a, "b": self.domains.b}
+        self.channels = {d: src.channels for d, src in sources.items()}
+        self.batches = StepBatches(sources, train.batch_size, data.image_size, train.seed, data.flip)
+        self.display = {k: v.to(self.device) for k, v in fixed_batch(
+            {"a": self.display_domains.a, "b": self.display_domains.b}, train.num_samples, data.image_size).items()}
+
+        self.method = build_method(cfg.method, to_object(cfg, "model"), weights_dict(cfg), self.channels,
+                                   data.image_size).to(self.device)
+        self.memory_format = torch.channels_last if train.channels_last else torch.contiguous_format
+        self.method.to(memory_format=self.memory_format)
+        optim = cfg.optim
+        self.optimizers = {
+            group: torch.optim.Adam(self.method.nets[group].parameters(), lr=optim.lr,
+                                    betas=(optim.beta1, optim.beta2), weight_decay=optim.weight_decay)
+            for group in self.method.groups
+        }
+        self.schedulers = {g: torch.optim.lr_scheduler.LambdaLR(o, lr_multiplier(cfg))
+                           for g, o in self.optimizers.items()}
+        self.ema: nn.Module | None = None
+        if train.ema_decay > 0:
+            self.ema = copy.deepcopy(self.method.nets["gen"]).requires_grad_(False).eval()
+        self.step = 0
+        self.log: MetricsLog | None = None
+        if self.resume_state is not None:
+            self._load_state(self.resume_state)
+
+    # -- run folder and state ------------------------------------------------------------------------
+    def _prepare_run_dir(self, resume: bool) -> dict | None:
+        if resume:
+            found = latest_checkpoint(self.run_dir)
+            if found is None:
+                raise CheckpointError(f"{self.run_dir}: nothing to resume (no checkpoints/ with a checkpoint)")
+            return load_checkpoint(found, method=self.cfg.method)
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise RunFolderError(f"{self.run_dir}: folder exists and is not empty; pass --resume {self.run_dir} "
+                                 "to continue that run, or choose another --out")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        text = OmegaConf.to_yaml(self.cfg).encode()
+        atomic_write(self.run_dir / "config.yaml", lambda handle: handle.write(text))
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.cfg.method,
+            "config": to_dict(self.cfg),
+            "channels": self.channels,
+            "step": self.step,
+            "nets": self.method.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizers": {g: o.state_dict() for g, o in self.optimizers.items()},
+            "schedulers": {g: s.state_dict() for g, s in self.schedulers.items()},
+            "rng": rng_state(),
+        }
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        where = state["path"]
+        try:
+            self.method.load_state_dict(state["nets"])
+            if self.ema is not None and state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            elif self.ema is not None:  # EMA switched on while resuming: start it from the weights
+                self.ema.load_state_dict(self.method.nets["gen"].state_dict())
+            for group, optimizer in self.optimizers.items():
+                optimizer.load_state_dict(state["optimizers"][group])
+            for group, scheduler in self.schedulers.items():
+                scheduler.load_state_dict(state["schedulers"][group])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise CheckpointError(f"{where}: does not fit this configuration ({str(err).splitlines()[0]}); "
+                                  "architecture keys cannot change when resuming") from err
+        restore_rng(state["rng"])
+        self.step = int(state["step"])
+        self._truncate_metrics(self.step)
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop log lines written after the checkpoint we resume from (a killed run's tail)."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.is_file():
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= step:
+                    kept.append(line + "\n")
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+        data = "".join(kept).encode()
+        atomic_write(path, lambda handle: handle.write(data))
+
+    def save(self) -> Path:
+        return write_run_checkpoint(self.run_dir / "checkpoints", self.step, self.state_dict(),
+                                    self.cfg.train.keep_checkpoints)
+
+    # -- one step ------------------------------------------------------------------------------------
+    def autocast(self) -> contextlib.AbstractContextManager:
+        enabled = self.cfg.train.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _to_device(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {k: v.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+                for k, v in batch.items()}
+
+    def train_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One optimisation step of every group; returns the detached raw terms and weighted totals."""
+        method = self.method
+        method.train()
+        logged: dict[str, Tensor] = {}
+        set_trainable(method, None)
+        with self.autocast():
+            step = method.forward_step(self._to_device(batch))
+        for group in method.groups:
+            set_trainable(method, group)
+            with self.autocast():
+                terms = method.loss_terms(group, step)
+            total = sum((method.weight_of(name) * value for name, value in terms.items()),
+                        torch.zeros((), device=self.device))
+            if not torch.isfinite(total):
+                bad = [name for name, value in terms.items() if not torch.isfinite(value)] or ["total"]
+                raise NonFiniteLossError(f"step {self.step + 1}: loss term '{group}/{bad[0]}' is "
+                                         f"{float(terms.get(bad[0], total))} (group '{group}'); training stopped. "
+                                         f"Last checkpoint: {latest_checkpoint(self.run_dir)}")
+            optimizer = self.optimizers[group]
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            self.schedulers[group].step()
+            logged.update({f"loss/{group}/{name}": value.detach() for name, value in terms.items()})
+            logged[f"total/{group}"] = total.detach()
+        set_trainable(method, None)
+        if self.ema is not None:
+            self._update_ema()
+        self.step += 1
+        return logged
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.cfg.train.ema_decay
+        for ema_p, p in zip(self.ema.parameters(), self.method.nets["gen"].parameters(), strict=True):
+            ema_p.lerp_(p, 1.0 - decay)
+        for ema_b, b in zip(self.ema.buffers(), self.method.nets["gen"].buffers(), strict=True):
+            ema_b.copy_(b)
+
+    @contextlib.contextmanager
+    def inference_weights(self) -> Iterator[Method]:
+        """The method in eval mode with EMA generator weights swapped in (when EMA is on)."""
+        method, live = self.method, self.method.nets["gen"]
+        if self.ema is not None:
+            method.nets["gen"] = self.ema
+        method.eval()
+        try:
+            yield method
+        finally:
+            method.nets["gen"] = live
+            method.train()
+
+    def sample(self) -> Path:
+        devices = [self.device] if self.device.type == "cuda" else []
+        # visuals may draw random styles: keep them off the training random stream
+        with torch.random.fork_rng(devices=devices), self.inference_weights() as method, self.autocast():
+            visuals = method.visuals(self.display)
+        path = save_grid(visuals, self.run_dir / "samples" / f"step_{self.step:08d}.png")
+        if self.log is not None:
+            import numpy as np
+
+            self.log.add_image("samples", np.asarray(image_grid(visuals)), self.step)
+        return path
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        train = self.cfg.train
+        self.log = MetricsLog(self.run_dir, tensorboard=train.tensorboard)
+        start_step, started = self.step, time.perf_counter()
+        deadline = started + train.max_minutes * 60 if train.max_minutes else math.inf
+        sums: dict[str, Tensor] = {}
+        window, window_start = 0, time.perf_counter()
+        grid: Path | None = None
+        stopped_by = "max_steps"
+        bar = tqdm(total=train.max_steps, initial=self.step, disable=not train.progress, unit="step",
+                   dynamic_ncols=True, desc=f"{self.cfg.method} -> {self.run_dir.name}")
+        previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+        try:
+            if self.step == 0:
+                grid = self.sample()
+            for batch in iterate_steps(self.batches, self.step, train.max_steps, self.cfg.data.num_workers):
+                logged = self.train_step(batch)
+                for key, value in logged.items():
+                    sums[key] = sums.get(key, 0) + value
+                window += 1
+                bar.update(1)
+                if self.step % train.log_every == 0 or self.step == train.max_steps:
+                    seconds = time.perf_counter() - window_start
+                    values = {k: float(v) / window for k, v in sums.items()}
+                    values["speed/images_per_second"] = window * train.batch_size / max(seconds, 1e-9)
+                    values.update({f"lr/{g}": s.get_last_lr()[0] for g, s in self.schedulers.items()})
+                    self.log.write(self.step, values)
+                    bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in values.items()
+                                     if k.startswith("total/")} | {"img/s": f"{values['speed/images_per_second']:.1f}"})
+                    sums, window, window_start = {}, 0, time.perf_counter()
+                if self.step % train.sample_every == 0:
+                    grid = self.sample()
+                if self.step % train.checkpoint_every == 0:
+                    self.save()
+                if time.perf_counter() > deadline:
+                    stopped_by = "max_minutes"
+                    break
+        except KeyboardInterrupt:
+            stopped_by = "interrupted"
+            raise
+        finally:
+            if previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, previous_sigterm)
+            bar.close()
+            # Whatever stopped the loop (budget, Ctrl-C, SIGTERM, an error), keep the progress made.
+            if self.step > start_step and not _checkpoint_is_current(self.run_dir, self.step):
+                self.save()
+            if stopped_by != "interrupted" and (grid is None or not grid.name.endswith(f"{self.step:08d}.png")):
+                with contextlib.suppress(Exception):
+                    grid = self.sample()
+            self.log.close()
+        seconds = time.perf_counter() - started
+        checkpoint = latest_checkpoint(self.run_dir)
+        images = (self.step - start_step) * train.batch_size
+        return TrainResult(self.run_dir, self.step, checkpoint, grid, seconds, images / max(seconds, 1e-9),
+                           stopped_by)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _checkpoint_is_current(run_dir: Path, step: int) -> bool:
+    latest = latest_checkpoint(run_dir)
+    return latest is not None and latest.name == f"step_{step:08d}.pt"
+
+
+def config_for_resume(run_dir: Path, overrides: list[str]) -> DictConfig:
+    """The stored config.yaml of a run, with ``--set`` overrides (e.g. a larger train.max_steps)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir}: no config.yaml, so this is not an unpaired run folder")
+    stored = OmegaConf.to_container(OmegaConf.load(path))
+    cfg = config_from_dict(stored)  # type: ignore[arg-type]
+    try:
+        return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"--set: {str(err).splitlines()[0]}") from err
+
+
+def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> TrainResult:
+    return Trainer(cfg, run_dir, resume=resume).fit()
+
+
+__all__ = ["NonFiniteLossError", "RunFolderError", "TrainResult", "Trainer", "config_for_resume", "train"]
