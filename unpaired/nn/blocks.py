@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -18,7 +19,10 @@ class LayerNorm(nn.Module):
     """Per-sample normalisation over (C, H, W) with a per-channel affine, as in the UNIT/MUNIT decoders.
 
     Unlike ``nn.LayerNorm`` the affine parameters do not depend on the spatial size, so one network
-    serves any image size.
+    serves any image size. Computed as a one-group ``group_norm``: the fused kernel applies the affine
+    itself and keeps only its input for backward (the reference code's mean/std/affine chain keeps four
+    full-size tensors). The reference divides by (std + eps) with an unbiased std; this uses the usual
+    sqrt(var + eps), which differs by O(1/(C*H*W)).
     """
 
     def __init__(self, channels: int, eps: float = 1e-5) -> None:
@@ -28,8 +32,7 @@ class LayerNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: Tensor) -> Tensor:
-        x = nn.functional.layer_norm(x, x.shape[1:], eps=self.eps)
-        return x * self.gamma.view(1, -1, 1, 1) + self.beta.view(1, -1, 1, 1)
+        return F.group_norm(x, 1, self.gamma, self.beta, self.eps)
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -63,8 +66,90 @@ def make_activation(kind: str) -> nn.Module:
 PADDINGS = {"reflect": "reflect", "replicate": "replicate", "zero": "zeros"}
 
 
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+
+
+def _unpad(grad: Tensor, x: Tensor, pad: int, mode: str) -> Tensor:
+    if pad == 0:
+        return grad
+    if mode == "reflect":
+        return torch.ops.aten.reflection_pad2d_backward(grad, x, [pad] * 4)
+    if mode == "replicate":
+        return torch.ops.aten.replication_pad2d_backward(grad, x, [pad] * 4)
+    return grad[..., pad:-pad, pad:-pad]
+
+
+class _PaddedConv(torch.autograd.Function):
+    """conv2d(pad(upsample(x))) that keeps x, not the padded (and upsampled) copy, for backward.
+
+    A padded conv normally stores its padded input, and after a nearest x2 upsampling that copy is four
+    times the size of x: together about a third of a UNIT generator's training memory. Padding and
+    nearest upsampling are cheap to redo, so backward recomputes them. The backward is written with
+    differentiable aten ops, so double backward (WGAN-GP, R1) works. Under autocast the conv runs in the
+    autocast dtype, as ``F.conv2d`` would.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, pad: int, mode: str,
+                scale: int) -> Tensor:
+        dtype = _compute_dtype(x)
+        x = x.to(dtype)
+        ctx.save_for_backward(x, weight, bias)
+        ctx.conf = (stride, pad, mode, dtype, scale)
+        with torch.autocast(x.device.type, enabled=False):
+            w = weight.to(dtype)
+            b = bias.to(dtype) if bias is not None else None
+            return F.conv2d(_expand(x, pad, mode, scale), w, b, stride)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple:
+        x, weight, bias = ctx.saved_tensors
+        stride, pad, mode, dtype, scale = ctx.conf
+        with torch.autocast(x.device.type, enabled=False):
+            up = F.interpolate(x, scale_factor=scale, mode="nearest") if scale > 1 else x
+            expanded = F.pad(up, (pad,) * 4, mode=mode) if pad else up
+            mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], bias is not None and ctx.needs_input_grad[2]]
+            g_expanded, g_weight, g_bias = torch.ops.aten.convolution_backward(
+                grad.to(dtype), expanded, weight.to(dtype), [weight.shape[0]] if bias is not None else None,
+                [stride, stride], [0, 0], [1, 1], False, [0, 0], 1, mask)
+            g_x = None
+            if g_expanded is not None:
+                g_x = _unpad(g_expanded, up, pad, mode)
+                if scale > 1:
+                    g_x = torch.ops.aten.upsample_nearest2d_backward(g_x, list(up.shape[2:]), list(x.shape),
+                                                                     float(scale), float(scale))
+        return (g_x, g_weight.to(weight.dtype) if g_weight is not None else None,
+                g_bias.to(bias.dtype) if g_bias is not None else None, None, None, None, None)
+
+
+def _expand(x: Tensor, pad: int, mode: str, scale: int) -> Tensor:
+    if scale > 1:
+        x = F.interpolate(x, scale_factor=scale, mode="nearest")
+    return F.pad(x, (pad,) * 4, mode=mode) if pad else x
+
+
+class PaddedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (optionally after a nearest x``upsample``) that stores no padded/upsampled copy."""
+
+    def __init__(self, *args: object, upsample: int = 1, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.upsample = upsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        pad = self.padding[0]
+        if self.upsample == 1 and (self.padding_mode == "zeros" or pad == 0):
+            return super().forward(x)
+        mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+        return _PaddedConv.apply(x, self.weight, self.bias, self.stride[0], pad, mode, self.upsample)
+
+
 class ConvBlock(nn.Sequential):
-    """pad -> conv -> norm -> activation; ``spectral`` wraps the convolution in spectral normalisation."""
+    """[nearest x upsample ->] pad -> conv -> norm -> activation.
+
+    ``spectral`` wraps the convolution in spectral normalisation.
+    """
 
     def __init__(
         self,
@@ -77,12 +162,13 @@ class ConvBlock(nn.Sequential):
         activation: str = "relu",
         pad_type: str = "zero",
         spectral: bool = False,
+        upsample: int = 1,
     ) -> None:
         if pad_type not in PADDINGS:
             raise ValueError(f"unknown padding '{pad_type}'; valid: {', '.join(PADDINGS)}")
         # A bias right before a mean-subtracting norm is cancelled exactly: leave it out.
-        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
-                         padding_mode=PADDINGS[pad_type], bias=norm not in ("bn", "in"))
+        conv = PaddedConv2d(in_channels, out_channels, kernel_size, stride, padding,
+                            padding_mode=PADDINGS[pad_type], bias=norm not in ("bn", "in"), upsample=upsample)
         super().__init__(
             spectral_norm(conv) if spectral else conv,
             make_norm(norm, out_channels),
@@ -110,15 +196,12 @@ class ResBlocks(nn.Sequential):
         super().__init__(*(ResBlock(channels, norm, activation, pad_type) for _ in range(count)))
 
 
-class Upsample2x(nn.Sequential):
+class Upsample2x(ConvBlock):
     """Nearest-neighbour x2 then a 5x5 conv (no checkerboard artefacts, unlike transposed convs)."""
 
     def __init__(self, in_channels: int, out_channels: int, norm: str = "ln", activation: str = "relu",
                  pad_type: str = "zero") -> None:
-        super().__init__(
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            ConvBlock(in_channels, out_channels, 5, 1, 2, norm, activation, pad_type),
-        )
+        super().__init__(in_channels, out_channels, 5, 1, 2, norm, activation, pad_type, upsample=2)
 
 
 def init_weights(module: nn.Module, kind: str = "kaiming", gain: float = 0.02) -> None:
