@@ -22,11 +22,10 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from unpaired.config import ConfigError, config_from_dict, to_dict, to_object, weights_dict
+from unpaired.config import apply_overrides, config_from_dict, to_dict, to_object, weights_dict
 from unpaired.data import open_domains
 from unpaired.methods import Method, build_method
 from unpaired.training.batches import StepBatches, fixed_batch, iterate_steps
@@ -41,6 +40,7 @@ from unpaired.training.checkpoint import (
 )
 from unpaired.training.images import image_grid, save_grid
 from unpaired.training.logging import MetricsLog
+from unpaired.training.memory import fix_malloc_mmap_threshold
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -98,6 +98,7 @@ class Trainer:
         if train.threads:
             torch.set_num_threads(train.threads)
         self.device = resolve_device(train.device)
+        fix_malloc_mmap_threshold()  # large freed blocks go back to the OS: flat RSS over long runs
         torch.manual_seed(train.seed)
         self.resume_state = self._prepare_run_dir(resume)
 
@@ -119,7 +120,8 @@ class Trainer:
         optim = cfg.optim
         self.optimizers = {
             group: torch.optim.Adam(self.method.nets[group].parameters(), lr=optim.lr,
-                                    betas=(optim.beta1, optim.beta2), weight_decay=optim.weight_decay)
+                                    betas=(optim.beta1, optim.beta2), weight_decay=optim.weight_decay,
+                                    fused=True)
             for group in self.method.groups
         }
         self.schedulers = {g: torch.optim.lr_scheduler.LambdaLR(o, lr_multiplier(cfg))
@@ -128,9 +130,12 @@ class Trainer:
         if train.ema_decay > 0:
             self.ema = copy.deepcopy(self.method.nets["gen"]).requires_grad_(False).eval()
         self.step = 0
+        self._half_step = False  # some group updated, self.step not yet advanced: don't save
         self.log: MetricsLog | None = None
         if self.resume_state is not None:
             self._load_state(self.resume_state)
+        else:  # only now that data and networks are set up: a failed start leaves no run folder behind
+            self._create_run_dir()
 
     # -- run folder and state ------------------------------------------------------------------------
     def _prepare_run_dir(self, resume: bool) -> dict | None:
@@ -142,10 +147,12 @@ class Trainer:
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise RunFolderError(f"{self.run_dir}: folder exists and is not empty; pass --resume {self.run_dir} "
                                  "to continue that run, or choose another --out")
+        return None
+
+    def _create_run_dir(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         text = OmegaConf.to_yaml(self.cfg).encode()
         atomic_write(self.run_dir / "config.yaml", lambda handle: handle.write(text))
-        return None
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -229,6 +236,7 @@ class Trainer:
             optimizer = self.optimizers[group]
             optimizer.zero_grad(set_to_none=True)
             total.backward()
+            self._half_step = True
             optimizer.step()
             self.schedulers[group].step()
             logged.update({f"loss/{group}/{name}": value.detach() for name, value in terms.items()})
@@ -237,6 +245,7 @@ class Trainer:
         if self.ema is not None:
             self._update_ema()
         self.step += 1
+        self._half_step = False
         return logged
 
     @torch.no_grad()
@@ -317,8 +326,9 @@ class Trainer:
             if previous_sigterm is not None:
                 signal.signal(signal.SIGTERM, previous_sigterm)
             bar.close()
-            # Whatever stopped the loop (budget, Ctrl-C, SIGTERM, an error), keep the progress made.
-            if self.step > start_step and not _checkpoint_is_current(self.run_dir, self.step):
+            # Whatever stopped the loop (budget, Ctrl-C, SIGTERM, an error), keep the progress made; but not a
+            # step stopped half-way (some groups updated, others not): then the last checkpoint stands.
+            if self.step > start_step and not self._half_step and not _checkpoint_is_current(self.run_dir, self.step):
                 self.save()
             if stopped_by != "interrupted" and (grid is None or not grid.name.endswith(f"{self.step:08d}.png")):
                 with contextlib.suppress(Exception):
@@ -353,10 +363,7 @@ def config_for_resume(run_dir: Path, overrides: list[str]) -> DictConfig:
         raise CheckpointError(f"{run_dir}: no config.yaml, so this is not an unpaired run folder")
     stored = OmegaConf.to_container(OmegaConf.load(path))
     cfg = config_from_dict(stored)  # type: ignore[arg-type]
-    try:
-        return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"--set: {str(err).splitlines()[0]}") from err
+    return apply_overrides(cfg, overrides)
 
 
 def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> TrainResult:
