@@ -6,13 +6,19 @@ import os
 from pathlib import Path
 
 import pytest
+
+# The test models are tiny: one thread is as fast as two, and it keeps the suite's speed steady when other
+# work shares the cores (two OpenMP threads competing with another process stall for seconds per step).
+# Set before torch is imported so that `unpaired` subprocesses started by the tests inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 if "UNPAIRED_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["UNPAIRED_DATA"] = str(SHARED_DATA)
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(1)
 
 
 def need_data(*relative: str) -> Path:
@@ -25,3 +31,59 @@ def need_data(*relative: str) -> Path:
         pytest.skip(f"real data not found: {', '.join(str(root / m) for m in missing)} "
                     "(set UNPAIRED_DATA to the folder holding them)")
     return root
+
+
+# -------------------- tiny runs shared by the method, training and CLI tests
+
+TINY = [
+    "model.dim=8", "model.n_res=2", "model.dis_dim=8", "model.dis_layers=2", "model.dis_scales=2",
+    "data.image_size=16", "train.batch_size=2", "train.num_samples=3", "train.progress=false",
+    "train.tensorboard=false",
+]
+"""--set overrides on top of the shipped unit_digits config: a UNIT small enough for a step in milliseconds."""
+
+
+def shape_image(rng, size: tuple[int, int], domain: str):
+    """A PIL image with some structure (so reconstruction can be learnt): domain A dark squares on light
+    gray, domain B bright discs on a dark colour."""
+    import numpy as np
+    from PIL import Image
+
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    cy, cx = rng.integers(h // 4, 3 * h // 4 + 1), rng.integers(w // 4, 3 * w // 4 + 1)
+    r = rng.integers(max(2, min(w, h) // 6), max(3, min(w, h) // 3) + 1)
+    if domain == "A":
+        image = np.full((h, w, 3), 200, np.uint8)
+        image[(abs(yy - cy) <= r) & (abs(xx - cx) <= r)] = rng.integers(0, 80, 3, dtype=np.uint8)
+    else:
+        image = np.empty((h, w, 3), np.uint8)
+        image[:] = rng.integers(0, 60, 3, dtype=np.uint8)
+        image[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = rng.integers(180, 256, 3, dtype=np.uint8)
+    return Image.fromarray(image)
+
+
+def make_image_folders(root: Path, counts: dict[str, int] | None = None, size: tuple[int, int] = (16, 16),
+                       seed: int = 0) -> Path:
+    """``root`` with trainA/ trainB/ testA/ testB/ of PNG shape images (``counts`` per folder)."""
+    import numpy as np
+
+    counts = counts or {"trainA": 6, "trainB": 6, "testA": 3, "testB": 3}
+    rng = np.random.default_rng(seed)
+    for folder, n in counts.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            shape_image(rng, size, folder[-1]).save(root / folder / f"{folder[-1].lower()}{i}.png")
+    return root
+
+
+def tiny_config(source: Path | str, *overrides: str):
+    """The unit_digits config shrunk by ``TINY``, on ``source``, plus ``overrides``."""
+    from unpaired.config import build_config
+
+    return build_config("unit", ["unit_digits"], [*TINY, f"data.source={source}", *overrides])
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    return make_image_folders(tmp_path / "data")

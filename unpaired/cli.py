@@ -185,7 +185,8 @@ def data() -> None:
 
 @data.command("check")
 @click.argument("spec")
-@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
+              help="Which split to check: trainA/ trainB/ or testA/ testB/ (digit sets: their own split).")
 def data_check(spec: str, split: str) -> None:
     """Decode every image of SPEC (a folder with trainA/trainB, or X:Y) and report unreadable files."""
     from unpaired.data import FolderSource, open_domains

@@ -201,6 +201,16 @@ def _validate(cfg: DictConfig) -> None:
             raise ConfigError(f"loss_weights.{name} must be >= 0, got {weight}")
 
 
+def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """``cfg`` with dotted ``--set`` overrides merged in, checked like a new configuration (resuming a run)."""
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        raise _explain(err, "--set") from err
+    _validate(cfg)
+    return cfg
+
+
 def config_from_dict(data: dict[str, Any]) -> DictConfig:
     """Rebuild a resolved configuration (e.g. stored in a checkpoint), validating it against the schema."""
     if "method" not in data:

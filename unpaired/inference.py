@@ -62,7 +62,7 @@ class Translator:
         array = _to_array(image.resize((new_w, new_h), Image.BICUBIC), self.channels(direction[0]))
         if array.ndim == 2:
             array = array[..., None]
-        return torch.from_numpy(array).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+        return torch.tensor(array).permute(2, 0, 1)[None].float().div(127.5).sub(1)  # copy: PIL's is read-only
 
     def translate_image(self, image: Image.Image | str | Path, direction: str = "a2b", size: int | None = None,
                         keep_size: bool = False, **options: Any) -> list[Image.Image]:

@@ -300,7 +300,7 @@ class FolderSource(ImageSource):
         if self.on_bad_image == "fail":
             raise DataError(
                 f"{path}: cannot decode image ({reason}); delete or replace the file, "
-                "or pass on_bad_image='skip' (--on-bad-image skip) to leave such files out"
+                "or pass on_bad_image='skip' (unpaired train --set data.on_bad_image=skip) to leave such files out"
             )
         key = str(path)
         if key not in self._problems:
