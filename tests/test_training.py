@@ -491,3 +491,35 @@ def test_kill_9_then_resume(tmp_path):
     for path in (run / "checkpoints").glob("step_*.pt"):  # nothing corrupted
         assert load_checkpoint(path)["step"] <= target
     assert [r["step"] for r in read_metrics(run)] == list(range(1, target + 1))  # the killed tail was dropped
+
+
+def test_sigterm_finishes_the_step_saves_and_exits_130(tmp_path):
+    """SIGTERM (as sent by schedulers and `kill`) lets the current step finish, saves it, exits 130; resume is
+    clean, and no step is lost or repeated in the log."""
+    data = make_image_folders(tmp_path / "data", size=TRAIN_SIZE)
+    run = tmp_path / "run"
+    sets = [a for s in [*TINY, "train.checkpoint_every=100000", "train.log_every=1", "train.max_steps=100000"]
+            for a in ("--set", s)]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, "-m", "unpaired.cli", "train"]
+    process = subprocess.Popen([*cli, "--config", "unit_digits", "--data", str(data), "--out", str(run), *sets],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while len(read_metrics(run)) < 3:
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "no training progress after 120 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr.decode()
+    assert "interrupted" in stderr.decode()
+    saved = load_checkpoint(run, method="unit")["step"]
+    assert saved >= 3  # the steps done before the signal were kept (checkpoint_every alone would save none)
+    done = subprocess.run([*cli, "--resume", str(run), "--set", f"train.max_steps={saved + 2}"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [r["step"] for r in read_metrics(run)] == list(range(1, saved + 3))

@@ -80,7 +80,7 @@ def train(method: str | None, data: str | None, out: Path | None, configs: tuple
         run_dir = out
     trainer = Trainer(cfg, run_dir, resume=resume is not None)
     click.echo(f"training {cfg.method} on {trainer.domains.description} for up to {cfg.train.max_steps} steps"
-               f" ({trainer.device}, {cfg.train.precision}) -> {run_dir}", err=True)
+               f" ({trainer.device}, {trainer.precision}) -> {run_dir}", err=True)
     result = trainer.fit()
     click.echo(f"stopped at step {result.step} ({result.stopped_by}) after {result.seconds:.0f} s, "
                f"{result.images_per_second:.1f} images/s")
@@ -169,13 +169,32 @@ def demo(out: Path, minutes: float, overrides: tuple[str, ...]) -> None:
     click.echo(f"demo: UNIT, MNIST <-> USPS at {cfg.data.image_size}px, {minutes:g} min budget -> {run_dir}",
                err=True)
     result = trainer.fit()
+    click.echo("scoring: training digit judges on real MNIST and USPS (about a minute)...", err=True)
+    from unpaired.inference import load
+    from unpaired.metrics.digits import score_digit_translation
+
+    scores = score_digit_translation(load(result.checkpoint, device="cpu"), root)
+    atomic_json(run_dir / "demo_scores.json", scores)
     click.echo(f"\ndemo finished in {time.perf_counter() - started:.0f} s: {result.step} steps, "
                f"{result.images_per_second:.0f} images/s")
+    click.echo(f"  class kept by translation (judges trained on real digits, test accuracy MNIST "
+               f"{scores['judge_accuracy_mnist']:.3f}, USPS {scores['judge_accuracy_usps']:.3f}):\n"
+               f"    MNIST -> USPS {scores['kept_mnist_to_usps']:.3f}, USPS -> MNIST {scores['kept_usps_to_mnist']:.3f}"
+               f"   ({run_dir / 'demo_scores.json'})")
     click.echo(f"  sample grid (rows x_a, x_ab, x_aba, x_b, x_ba, x_bab): {result.grid}")
     click.echo(f"  checkpoint:  {result.checkpoint}")
     click.echo(f"  loss log:    {run_dir / 'metrics.jsonl'}   (tensorboard --logdir {run_dir / 'tensorboard'})")
     click.echo(f"  translate:   unpaired translate --checkpoint {run_dir} --input DIGITS/ --output OUT/ "
                "--direction a2b")
+
+
+def atomic_json(path: Path, payload: dict) -> None:
+    import json
+
+    from unpaired.training.checkpoint import atomic_write
+
+    text = json.dumps(payload, indent=2).encode()
+    atomic_write(path, lambda handle: handle.write(text))
 
 
 @cli.group()

@@ -79,9 +79,13 @@ class TrainConfig:
     device: str = "auto"
     """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."""
     precision: str = "fp32"
-    """'fp32' or 'bf16' (autocast; on CPUs with AVX-512 bf16 about twice the conv throughput)."""
+    """'fp32', 'bf16' (autocast; on CPUs with AVX-512 BF16 about 2-3x the training speed, see
+    bench/results/train_speed.md) or 'auto' (bf16 where the hardware runs it natively, else fp32)."""
     channels_last: bool = False
     """Keep activations in NHWC memory layout (faster convolutions on CPU and on tensor cores)."""
+    low_memory: bool = False
+    """Return freed activation memory to the OS after every step (CPU, Linux): peak RSS stays flat
+    instead of growing with heap fragmentation, at the cost of page faults (slower at small images)."""
     threads: int | None = None
     """torch intra-op threads (None: torch's default, one per core)."""
     ema_decay: float = 0.0
@@ -182,7 +186,7 @@ def build_config(
 def _validate(cfg: DictConfig) -> None:
     choices = {
         "optim.lr_policy": ("constant", "step", "linear"),
-        "train.precision": ("fp32", "bf16"),
+        "train.precision": ("fp32", "bf16", "auto"),
         "data.on_bad_image": ("fail", "skip"),
     }
     for key, allowed in choices.items():

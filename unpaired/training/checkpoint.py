@@ -117,6 +117,9 @@ def latest_checkpoint(run_or_folder: Path) -> Path | None:
 def write_run_checkpoint(folder: Path, step: int, state: dict[str, Any], keep: int) -> Path:
     """Save ``step_XXXXXXXX.pt``, point ``latest`` at it, then prune all but the newest ``keep``."""
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".step_*.tmp"):  # left by a process killed while writing
+        with contextlib.suppress(OSError):
+            stale.unlink()
     path = folder / f"step_{step:08d}.pt"
     save_checkpoint(path, state)
     atomic_write(folder / LATEST, lambda handle: handle.write(path.name.encode()))

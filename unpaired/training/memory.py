@@ -5,7 +5,9 @@ for doing so is *dynamic*: after the first large free it rises to that block's s
 the per-step activations (tens to hundreds of MB, freed after every backward) come from the heap, which
 fragments and never shrinks. Measured on UNIT at 256x256 (bench/train_speed.py), the process then holds
 about 1.5 GB more than it uses, and peak RSS grows from step to step. A fixed threshold keeps large
-blocks on mmap, so memory goes back to the OS after each step.
+blocks on mmap, so memory goes back to the OS after each step; the price is a page fault for every
+fresh page of every step's activations, which costs little at 256x256 and a lot at 64x64 (see
+bench/results/train_speed.md). Hence ``train.low_memory``, off by default.
 """
 
 from __future__ import annotations

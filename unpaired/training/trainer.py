@@ -60,6 +60,24 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls/convs run natively (CUDA with bf16, or a CPU with AVX-512 BF16 / AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """'auto' -> 'bf16' where the hardware runs it natively, else 'fp32'."""
+    if name == "auto":
+        return "bf16" if fast_bf16(device) else "fp32"
+    return name
+
+
 def lr_multiplier(cfg: DictConfig) -> Any:
     """The schedule as a function of the step, for ``LambdaLR`` (rebuilt from the config on resume)."""
     optim, total = cfg.optim, cfg.train.max_steps
@@ -98,7 +116,9 @@ class Trainer:
         if train.threads:
             torch.set_num_threads(train.threads)
         self.device = resolve_device(train.device)
-        fix_malloc_mmap_threshold()  # large freed blocks go back to the OS: flat RSS over long runs
+        self.precision = resolve_precision(train.precision, self.device)
+        if train.low_memory:
+            fix_malloc_mmap_threshold()
         torch.manual_seed(train.seed)
         self.resume_state = self._prepare_run_dir(resume)
 
@@ -131,6 +151,7 @@ class Trainer:
             self.ema = copy.deepcopy(self.method.nets["gen"]).requires_grad_(False).eval()
         self.step = 0
         self._half_step = False  # some group updated, self.step not yet advanced: don't save
+        self._stop_signal: int | None = None
         self.log: MetricsLog | None = None
         if self.resume_state is not None:
             self._load_state(self.resume_state)
@@ -207,7 +228,7 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
-        enabled = self.cfg.train.precision == "bf16"
+        enabled = self.precision == "bf16"
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def _to_device(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -230,14 +251,15 @@ class Trainer:
                         torch.zeros((), device=self.device))
             if not torch.isfinite(total):
                 bad = [name for name, value in terms.items() if not torch.isfinite(value)] or ["total"]
-                raise NonFiniteLossError(f"step {self.step + 1}: loss term '{group}/{bad[0]}' is "
-                                         f"{float(terms.get(bad[0], total))} (group '{group}'); training stopped. "
+                value = float(terms.get(bad[0], total).detach())
+                raise NonFiniteLossError(f"step {self.step + 1}: loss term '{group}/{bad[0]}' is {value} "
+                                         f"(group '{group}'); training stopped. "
                                          f"Last checkpoint: {latest_checkpoint(self.run_dir)}")
             optimizer = self.optimizers[group]
-            optimizer.zero_grad(set_to_none=True)
             total.backward()
             self._half_step = True
             optimizer.step()
+            optimizer.zero_grad(set_to_none=True)  # free the gradients now, not at this group's next turn
             self.schedulers[group].step()
             logged.update({f"loss/{group}/{name}": value.detach() for name, value in terms.items()})
             logged[f"total/{group}"] = total.detach()
@@ -282,6 +304,19 @@ class Trainer:
         return path
 
     # -- the loop ------------------------------------------------------------------------------------
+    def _catch_stop_signals(self) -> dict[int, Any]:
+        """Ctrl-C / SIGTERM finish the current step, save a checkpoint and stop; a second one stops at once."""
+        self._stop_signal = None
+        if not _main_thread():
+            return {}
+
+        def request_stop(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None:
+                raise KeyboardInterrupt(f"signal {signum}")
+            self._stop_signal = signum
+
+        return {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+
     def fit(self) -> TrainResult:
         train = self.cfg.train
         self.log = MetricsLog(self.run_dir, tensorboard=train.tensorboard)
@@ -293,7 +328,7 @@ class Trainer:
         stopped_by = "max_steps"
         bar = tqdm(total=train.max_steps, initial=self.step, disable=not train.progress, unit="step",
                    dynamic_ncols=True, desc=f"{self.cfg.method} -> {self.run_dir.name}")
-        previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+        previous_handlers = self._catch_stop_signals()
         try:
             if self.step == 0:
                 grid = self.sample()
@@ -316,6 +351,9 @@ class Trainer:
                     grid = self.sample()
                 if self.step % train.checkpoint_every == 0:
                     self.save()
+                if self._stop_signal is not None:
+                    stopped_by = "interrupted"
+                    break
                 if time.perf_counter() > deadline:
                     stopped_by = "max_minutes"
                     break
@@ -323,8 +361,8 @@ class Trainer:
             stopped_by = "interrupted"
             raise
         finally:
-            if previous_sigterm is not None:
-                signal.signal(signal.SIGTERM, previous_sigterm)
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
             bar.close()
             # Whatever stopped the loop (budget, Ctrl-C, SIGTERM, an error), keep the progress made; but not a
             # step stopped half-way (some groups updated, others not): then the last checkpoint stands.
@@ -334,15 +372,13 @@ class Trainer:
                 with contextlib.suppress(Exception):
                     grid = self.sample()
             self.log.close()
+        if self._stop_signal is not None:
+            raise KeyboardInterrupt(f"signal {self._stop_signal}: stopped after step {self.step}, checkpoint saved")
         seconds = time.perf_counter() - started
         checkpoint = latest_checkpoint(self.run_dir)
         images = (self.step - start_step) * train.batch_size
         return TrainResult(self.run_dir, self.step, checkpoint, grid, seconds, images / max(seconds, 1e-9),
                            stopped_by)
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _main_thread() -> bool:

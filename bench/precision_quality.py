@@ -1,0 +1,122 @@
+"""Does bf16 autocast cost quality? UNIT on MNIST <-> USPS trained twice, fp32 and bf16 + channels_last.
+
+Both runs use the shipped ``unit_digits`` config, the same seed and the same number of steps. Quality is
+class preservation: the share of translated test digits that a judge classifier, trained on the *real*
+target domain with its labels (never used by the translator), assigns to the source digit's label.
+Reports judge accuracy on real test digits, class preservation both ways, final loss terms and wall time.
+Writes bench/results/precision_quality.json and .md, and a sample grid per precision.
+
+    python bench/precision_quality.py [--steps 300] [--eval 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def main() -> None:
+    from train_speed import _cpu_name
+
+    from unpaired.config import build_config
+    from unpaired.data import data_root, open_digits
+    from unpaired.inference import load
+    from unpaired.metrics.digits import accuracy, class_preservation, train_classifier
+    from unpaired.training.logging import read_metrics
+    from unpaired.training.trainer import Trainer
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--eval", type=int, default=2000, help="test digits per direction")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    root = data_root()
+    mnist_train, usps_train = (open_digits(n, root, "train", 32) for n in ("mnist", "usps"))
+    mnist_test, usps_test = (open_digits(n, root, "test", 32) for n in ("mnist", "usps"))
+    started = time.perf_counter()
+    judges = {"a": train_classifier(mnist_train.images, mnist_train.labels),
+              "b": train_classifier(usps_train.images, usps_train.labels)}
+    judge_seconds = time.perf_counter() - started
+    judge_accuracy = {"mnist_test": accuracy(judges["a"], mnist_test.images, mnist_test.labels),
+                      "usps_test": accuracy(judges["b"], usps_test.images, usps_test.labels)}
+    print("judges", judge_accuracy, f"{judge_seconds:.0f}s", flush=True)
+
+    runs = {}
+    work = Path(tempfile.mkdtemp())
+    for name, overrides in [("fp32", []), ("bf16_cl", ["train.precision=bf16", "train.channels_last=true"])]:
+        cfg = build_config("unit", ["unit_digits"], ["data.source=mnist:usps", f"train.max_steps={args.steps}",
+                                                     "train.progress=false", "train.tensorboard=false",
+                                                     f"train.checkpoint_every={args.steps}", *overrides])
+        run_dir = work / name
+        result = Trainer(cfg, run_dir).fit()
+        translator = load(result.checkpoint, device="cpu")
+        n = args.eval
+        with torch.autocast("cpu", torch.bfloat16, enabled=name != "fp32"):
+            a2b = class_preservation(partial(translator.translate, direction="a2b"), mnist_test.images[:n],
+                                     mnist_test.labels[:n], judges["b"])
+            b2a = class_preservation(partial(translator.translate, direction="b2a"), usps_test.images[:n],
+                                     usps_test.labels[:n], judges["a"])
+        last = read_metrics(run_dir)[-1]
+        runs[name] = {
+            "overrides": overrides, "steps": result.step, "train_seconds": round(result.seconds, 1),
+            "images_per_second": round(result.images_per_second, 1),
+            "class_preservation_mnist_to_usps": round(a2b, 4), "class_preservation_usps_to_mnist": round(b2a, 4),
+            "final_losses": {k: round(v, 4) for k, v in last.items() if k.startswith(("loss/", "total/"))},
+        }
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(result.grid, RESULTS / f"precision_quality_{name}.png")
+        print(name, runs[name], flush=True)
+
+    results = {
+        "command": "python bench/precision_quality.py " + " ".join(sys.argv[1:]),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu": _cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "python": platform.python_version()},
+        "steps": args.steps, "eval_digits_per_direction": args.eval,
+        "judge_accuracy_on_real_test": {k: round(v, 4) for k, v in judge_accuracy.items()},
+        "runs": runs,
+    }
+    (RESULTS / "precision_quality.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "precision_quality.md").write_text(render(results))
+    print(render(results))
+
+
+def render(r: dict) -> str:
+    lines = [
+        "# bf16 autocast vs fp32: UNIT quality on MNIST <-> USPS", "",
+        f"Command: `{r['command']}`  ", f"Date: {r['date']}  ",
+        f"Machine: {r['machine']['cpu']}, {r['machine']['threads']} threads, torch {r['machine']['torch']}", "",
+        f"Same config (`unit_digits`, batch 64, 32x32), seed and {r['steps']} steps. Class preservation on the first "
+        f"{r['eval_digits_per_direction']} test digits of each domain; judges are classifiers trained on the real "
+        f"target domain (accuracy on real test digits: MNIST {r['judge_accuracy_on_real_test']['mnist_test']}, "
+        f"USPS {r['judge_accuracy_on_real_test']['usps_test']}).", "",
+        "| precision | steps | train s | images/s | MNIST->USPS kept | USPS->MNIST kept | gen total | dis total |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, run in r["runs"].items():
+        losses = run["final_losses"]
+        lines.append(f"| {name} | {run['steps']} | {run['train_seconds']} | {run['images_per_second']} | "
+                     f"{run['class_preservation_mnist_to_usps']} | {run['class_preservation_usps_to_mnist']} | "
+                     f"{losses.get('total/gen', '')} | {losses.get('total/dis', '')} |")
+    lines += ["", "Sample grids: `precision_quality_fp32.png`, `precision_quality_bf16_cl.png`."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Evaluation measures; they talk to methods only through translators and checkpoints."""
