@@ -52,6 +52,11 @@ class Method(nn.Module):
         self.nets = nn.ModuleDict()
 
     # -- filled by each method -------------------------------------------------------------------
+    def prepare(self, sources: dict[str, Any]) -> None:
+        """Called once before a fresh run's first step with the training ``ImageSource`` of each domain
+        (e.g. to estimate data statistics). Keep what it computes in buffers or extra state, so it is
+        checkpointed; it is not called again on resume."""
+
     def forward_step(self, batch: Batch) -> Step:
         raise NotImplementedError
 

@@ -135,6 +135,8 @@ class Trainer:
 
         self.method = build_method(cfg.method, to_object(cfg, "model"), weights_dict(cfg), self.channels,
                                    data.image_size).to(self.device)
+        if self.resume_state is None:
+            self.method.prepare(sources)
         self.memory_format = torch.channels_last if train.channels_last else torch.contiguous_format
         self.method.to(memory_format=self.memory_format)
         optim = cfg.optim
