@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import shutil
 import sys
@@ -27,6 +28,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
+SHARED_DATA = ROOT.parent / "shared" / "data"
+if "UNPAIRED_DATA" not in os.environ and SHARED_DATA.is_dir():
+    os.environ["UNPAIRED_DATA"] = str(SHARED_DATA)  # as the Makefile and the tests do
 
 
 def main() -> None:

@@ -146,17 +146,19 @@ def translate(checkpoint: Path, input_path: Path, output: Path, direction: str, 
               help="Run folder; if it exists, a numbered sibling (runs/demo-2, ...) is used instead.")
 @click.option("--minutes", type=float, default=8.0, show_default=True, help="Training time budget.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Extra config overrides.")
-def demo(out: Path, minutes: float, overrides: tuple[str, ...]) -> None:
+@click.option("--judge-steps", type=int, default=600, show_default=True,
+              help="Training steps of the digit classifiers that score the translations (0: no scoring).")
+def demo(out: Path, minutes: float, overrides: tuple[str, ...], judge_steps: int) -> None:
     """Train UNIT between MNIST and USPS digits for a few minutes and show where the results are."""
-    from unpaired.data import DataError, data_root, open_domains
+    from unpaired.data import DataError, data_root, missing_files
     from unpaired.training.trainer import Trainer
 
     root = data_root()
-    try:
-        open_domains("mnist:usps", "test", image_size=32, channels=None)
-    except DataError as err:
-        raise DataError(f"the demo needs MNIST and USPS under {root} (set UNPAIRED_DATA to change it).\n"
-                        f"  {err}\n  With internet access, `unpaired data download mnist usps` fetches them.") from err
+    missing = missing_files("mnist", root) + missing_files("usps", root)
+    if missing:
+        raise DataError(f"the demo needs MNIST and USPS in their original files under {root} (the data root: set "
+                        "UNPAIRED_DATA to change it). Missing:\n" + "\n".join(f"  {m}" for m in missing) +
+                        "\n  With internet access, `unpaired data download mnist usps` fetches them.")
     run_dir = out
     n = 2
     while run_dir.exists() and any(run_dir.iterdir()):
@@ -169,18 +171,21 @@ def demo(out: Path, minutes: float, overrides: tuple[str, ...]) -> None:
     click.echo(f"demo: UNIT, MNIST <-> USPS at {cfg.data.image_size}px, {minutes:g} min budget -> {run_dir}",
                err=True)
     result = trainer.fit()
-    click.echo("scoring: training digit judges on real MNIST and USPS (about a minute)...", err=True)
-    from unpaired.inference import load
-    from unpaired.metrics.digits import score_digit_translation
+    scores = None
+    if judge_steps > 0:
+        click.echo("scoring: training digit judges on real MNIST and USPS (about a minute)...", err=True)
+        from unpaired.inference import load
+        from unpaired.metrics.digits import score_digit_translation
 
-    scores = score_digit_translation(load(result.checkpoint, device="cpu"), root)
-    atomic_json(run_dir / "demo_scores.json", scores)
+        scores = score_digit_translation(load(result.checkpoint, device="cpu"), root, judge_steps=judge_steps)
+        atomic_json(run_dir / "demo_scores.json", scores)
     click.echo(f"\ndemo finished in {time.perf_counter() - started:.0f} s: {result.step} steps, "
                f"{result.images_per_second:.0f} images/s")
-    click.echo(f"  class kept by translation (judges trained on real digits, test accuracy MNIST "
-               f"{scores['judge_accuracy_mnist']:.3f}, USPS {scores['judge_accuracy_usps']:.3f}):\n"
-               f"    MNIST -> USPS {scores['kept_mnist_to_usps']:.3f}, USPS -> MNIST {scores['kept_usps_to_mnist']:.3f}"
-               f"   ({run_dir / 'demo_scores.json'})")
+    if scores is not None:
+        click.echo(f"  class kept by translation (judges trained on real digits, test accuracy MNIST "
+                   f"{scores['judge_accuracy_mnist']:.3f}, USPS {scores['judge_accuracy_usps']:.3f}):\n"
+                   f"    MNIST -> USPS {scores['kept_mnist_to_usps']:.3f}, "
+                   f"USPS -> MNIST {scores['kept_usps_to_mnist']:.3f}   ({run_dir / 'demo_scores.json'})")
     click.echo(f"  sample grid (rows x_a, x_ab, x_aba, x_b, x_ba, x_bab): {result.grid}")
     click.echo(f"  checkpoint:  {result.checkpoint}")
     click.echo(f"  loss log:    {run_dir / 'metrics.jsonl'}   (tensorboard --logdir {run_dir / 'tensorboard'})")

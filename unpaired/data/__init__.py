@@ -12,6 +12,7 @@ from .digits import (
     load_mnist,
     load_svhn,
     load_usps,
+    missing_files,
     open_digits,
     read_idx,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "load_svhn",
     "load_usps",
     "md5sum",
+    "missing_files",
     "open_digits",
     "open_domains",
     "read_idx",

@@ -206,6 +206,22 @@ def _usps_from_libsvm(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, np.asarray(labels, dtype=np.int64)
 
 
+def missing_files(name: str, root: Path) -> list[str]:
+    """Files digit set ``name`` needs under ``root`` (both splits) that are not there, as readable paths."""
+    folder = Path(root) / name
+    if name == "mnist":
+        return [str(folder / f"{base}.gz") for split in SPLITS for base in MNIST_FILES[split]
+                if _find(folder, [base + ".gz", base]) is None]
+    if name == "usps":
+        libsvm = [folder / f for f in USPS_LIBSVM.values()]
+        if (folder / "usps.h5").is_file() or all(_find(folder, [p.name, p.stem]) for p in libsvm):
+            return []
+        return [f"{folder / 'usps.h5'} (or {' + '.join(str(p) for p in libsvm)})"]
+    if name == "svhn":
+        return [str(folder / f) for f in SVHN_FILES.values() if not (folder / f).is_file()]
+    raise DataError(f"unknown digit set {name!r}; the named digit sets are {', '.join(sorted(DIGIT_SETS))}")
+
+
 def load_usps(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """USPS from ``root/usps/``: uint8 images ``N x 16 x 16`` and int64 labels (7291 train, 2007 test).
 

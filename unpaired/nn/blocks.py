@@ -36,7 +36,12 @@ class LayerNorm(nn.Module):
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
-    """'in' instance norm (no affine, as in the reference code), 'ln', 'bn' or 'none'."""
+    """'in' instance norm (no affine, as in the reference code), 'ln', 'bn', 'none', or 'adain' (instance norm
+    with a per-sample affine assigned from outside, see ``unpaired.nn.adain``)."""
+    if kind == "adain":
+        from unpaired.nn.adain import AdaptiveInstanceNorm2d
+
+        return AdaptiveInstanceNorm2d(channels)
     if kind == "in":
         return nn.InstanceNorm2d(channels)
     if kind == "ln":
@@ -45,7 +50,7 @@ def make_norm(kind: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if kind == "none":
         return nn.Identity()
-    raise ValueError(f"unknown norm '{kind}'; valid: in, ln, bn, none")
+    raise ValueError(f"unknown norm '{kind}'; valid: in, ln, bn, none, adain")
 
 
 def make_activation(kind: str) -> nn.Module:
@@ -168,7 +173,8 @@ class ConvBlock(nn.Sequential):
             raise ValueError(f"unknown padding '{pad_type}'; valid: {', '.join(PADDINGS)}")
         # A bias right before a mean-subtracting norm is cancelled exactly: leave it out.
         conv = PaddedConv2d(in_channels, out_channels, kernel_size, stride, padding,
-                            padding_mode=PADDINGS[pad_type], bias=norm not in ("bn", "in"), upsample=upsample)
+                            padding_mode=PADDINGS[pad_type], bias=norm not in ("bn", "in", "adain"),
+                            upsample=upsample)
         super().__init__(
             spectral_norm(conv) if spectral else conv,
             make_norm(norm, out_channels),
