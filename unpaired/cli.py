@@ -79,9 +79,18 @@ def train(method: str | None, data: str | None, out: Path | None, configs: tuple
             raise ConfigError("no training data: pass --data DIR_OR_SETS (or set data.source in a config)")
         run_dir = out
     trainer = Trainer(cfg, run_dir, resume=resume is not None)
-    click.echo(f"training {cfg.method} on {trainer.domains.description} for up to {cfg.train.max_steps} steps"
-               f" ({trainer.device}, {trainer.precision}) -> {run_dir}", err=True)
-    result = trainer.fit()
+    if trainer.world.is_main:
+        click.echo(f"training {cfg.method} on {trainer.domains.description} for up to {cfg.train.max_steps} "
+                   f"steps ({trainer.device}, {trainer.precision}, {trainer.world.size} process(es)) -> {run_dir}",
+                   err=True)
+    from unpaired.training.distributed import shutdown
+
+    try:
+        result = trainer.fit()
+    finally:
+        shutdown(trainer.world)
+    if not trainer.world.is_main:
+        return
     click.echo(f"stopped at step {result.step} ({result.stopped_by}) after {result.seconds:.0f} s, "
                f"{result.images_per_second:.1f} images/s")
     click.echo(f"checkpoint: {result.checkpoint}")
@@ -106,8 +115,19 @@ def train(method: str | None, data: str | None, out: Path | None, configs: tuple
 @click.option("--overwrite", is_flag=True, help="Replace files that already exist in --output.")
 @click.option("--on-bad-image", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="What to do with an unreadable input image: stop, or report and skip it.")
+@click.option("--styles", type=click.IntRange(min=1), default=None,
+              help="Methods with a style space (e.g. MUNIT): K outputs per input in K random styles, the same K for "
+                   "every input, written as NAME_s0.EXT ... NAME_s<K-1>.EXT.")
+@click.option("--reference", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Methods with a style space: an example image of the target domain whose style the outputs take.")
+@click.option("--interpolate", type=click.IntRange(min=2), default=None,
+              help="Methods with a style space: per input, one strip of K images whose style moves between two "
+                   "random styles, written as NAME_interp.png.")
+@click.option("--seed", type=int, default=None,
+              help="Seed of the random styles (default: a fresh one per command, shared by every input).")
 def translate(checkpoint: Path, input_path: Path, output: Path, direction: str, size: int | None,
-              keep_size: bool, device: str, no_ema: bool, overwrite: bool, on_bad_image: str) -> None:
+              keep_size: bool, device: str, no_ema: bool, overwrite: bool, on_bad_image: str, styles: int | None,
+              reference: Path | None, interpolate: int | None, seed: int | None) -> None:
     """Translate images with a trained checkpoint."""
     from tqdm import tqdm
 
@@ -115,6 +135,32 @@ def translate(checkpoint: Path, input_path: Path, output: Path, direction: str, 
     from unpaired.inference import load
 
     translator = load(checkpoint, device=device, use_ema=not no_ema)
+    options = {name: value for name, value in (("styles", styles), ("reference", reference),
+                                               ("interpolate", interpolate), ("seed", seed)) if value is not None}
+    translator.check_options(options)  # e.g. "method unit has no styles"
+    chosen = [f"--{name}" for name in ("styles", "reference", "interpolate") if name in options]
+    if len(chosen) > 1:
+        raise ConfigError(f"{' and '.join(chosen)} exclude each other; give one")
+    if seed is None and chosen and "seed" in translator.method.translate_options:
+        import random
+
+        options["seed"] = random.SystemRandom().randrange(2**31)  # one draw: every input gets the same styles
+    if reference is not None:
+        from PIL import Image
+
+        try:
+            with Image.open(reference) as opened:
+                options["reference"] = translator.prepare(opened.copy(), direction, size, domain=direction[-1])
+        except (OSError, SyntaxError, ValueError) as err:
+            raise DataError(f"{reference}: cannot read this reference image ({err})") from err
+
+    def names(path: Path) -> list[str]:
+        if styles is not None:
+            return [f"{path.stem}_s{k}{path.suffix}" for k in range(styles)]
+        if interpolate is not None:
+            return [f"{path.stem}_interp.png"]
+        return [path.name]
+
     if input_path.is_dir():
         files, _ignored = list_images(input_path)
         if not files:
@@ -122,23 +168,38 @@ def translate(checkpoint: Path, input_path: Path, output: Path, direction: str, 
     else:
         files = [input_path]
     output.mkdir(parents=True, exist_ok=True)
-    clashes = [f.name for f in files if (output / f.name).exists()]
+    clashes = [name for f in files for name in names(f) if (output / name).exists()]
     if clashes and not overwrite:
         raise DataError(f"{output}: already holds {len(clashes)} of the output files (e.g. {clashes[0]}); "
                         "pass --overwrite to replace them or choose another --output")
     written, skipped = 0, []
     for path in tqdm(files, desc=f"translate {direction}", unit="img", disable=len(files) < 2):
         try:
-            images = translator.translate_image(path, direction, size=size, keep_size=keep_size)
+            images = translator.translate_image(path, direction, size=size, keep_size=keep_size, **options)
         except (OSError, SyntaxError, ValueError) as err:
             if on_bad_image == "fail":
                 raise DataError(f"{path}: cannot translate this image ({err})") from err
             skipped.append(path.name)
             continue
-        images[0].save(output / path.name)
-        written += 1
+        if interpolate is not None:
+            images = [_strip(images)]
+        for image, name in zip(images, names(path), strict=False):
+            image.save(output / name)
+            written += 1
     click.echo(f"wrote {written} image(s) to {output}" + (f"; skipped {len(skipped)}: {', '.join(skipped)}"
                                                            if skipped else ""))
+
+
+def _strip(images: list) -> object:
+    """PIL images side by side, left to right."""
+    from PIL import Image
+
+    strip = Image.new(images[0].mode, (sum(i.width for i in images), max(i.height for i in images)))
+    left = 0
+    for image in images:
+        strip.paste(image, (left, 0))
+        left += image.width
+    return strip
 
 
 @cli.command()

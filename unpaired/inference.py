@@ -14,11 +14,15 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from unpaired.config import config_from_dict, to_object, weights_dict
+from unpaired.config import ConfigError, config_from_dict, to_object, weights_dict
 from unpaired.methods import Method, build_method
 from unpaired.training.checkpoint import CheckpointError, load_checkpoint
 from unpaired.training.images import tensor_to_pil
 from unpaired.training.trainer import resolve_device
+
+
+class UnsupportedOptionError(ValueError):
+    """A translate option (e.g. ``styles``) that the checkpoint's method does not have."""
 
 
 class Translator:
@@ -37,20 +41,36 @@ class Translator:
     def channels(self, domain: str) -> int:
         return self.method.channels[domain]
 
+    def check_options(self, options: Iterable[str]) -> None:
+        """Refuse translate options the method does not declare in ``translate_options``."""
+        supported = self.method.translate_options
+        for name in options:
+            if name not in supported:
+                takes = f"it takes {', '.join(sorted(supported))}" if supported else "it takes no translate options"
+                raise UnsupportedOptionError(f"method {self.method.name} has no {name} ({takes})")
+
     @torch.no_grad()
     def translate(self, images: Tensor, direction: str = "a2b", **options: Any) -> Tensor:
-        """N x C x H x W (or C x H x W) in [-1, 1] from the source domain -> the target domain."""
+        """N x C x H x W (or C x H x W) in [-1, 1] from the source domain -> the target domain.
+
+        ``options`` are the method's own (``method.translate_options``), e.g. MUNIT's ``styles=K``,
+        ``reference=``, ``style=``, ``interpolate=K``, ``seed=``; methods that give K outputs per input return
+        N*K images, input-major. A single C x H x W image gives C x H x W, or K x C x H x W for K outputs.
+        """
+        self.check_options(options)
         single = images.dim() == 3
         batch = images[None] if single else images
         source = Method.check_direction(direction)[0]
         if batch.shape[1] != self.channels(source):
             raise ValueError(f"domain '{source}' images have {self.channels(source)} channels, got {batch.shape[1]}")
+        options = {k: v.to(self.device).float() if isinstance(v, Tensor) else v for k, v in options.items()}
         out = self.method.translate(batch.to(self.device).float(), direction, **options)
-        return out[0] if single else out
+        return out[0] if single and len(out) == 1 else out
 
-    def prepare(self, image: Image.Image, direction: str, size: int | None = None) -> Tensor:
-        """PIL image -> 1 x C x H x W in [-1, 1]: the source domain's channels, shorter side ``size``
-        (default: the training image size), sides rounded to what the network's strides need."""
+    def prepare(self, image: Image.Image, direction: str, size: int | None = None, domain: str | None = None) -> Tensor:
+        """PIL image -> 1 x C x H x W in [-1, 1]: the channels of ``domain`` (default: the source domain of
+        ``direction``), shorter side ``size`` (default: the training image size), sides rounded to what the
+        network's strides need."""
         from unpaired.data.sources import _to_array
 
         size = size or self.image_size
@@ -59,22 +79,32 @@ class Translator:
         scale = size / min(w, h)
         new_w = max(multiple, round(w * scale / multiple) * multiple)
         new_h = max(multiple, round(h * scale / multiple) * multiple)
-        array = _to_array(image.resize((new_w, new_h), Image.BICUBIC), self.channels(direction[0]))
+        array = _to_array(image.resize((new_w, new_h), Image.BICUBIC), self.channels(domain or direction[0]))
         if array.ndim == 2:
             array = array[..., None]
         return torch.tensor(array).permute(2, 0, 1)[None].float().div(127.5).sub(1)  # copy: PIL's is read-only
 
     def translate_image(self, image: Image.Image | str | Path, direction: str = "a2b", size: int | None = None,
                         keep_size: bool = False, **options: Any) -> list[Image.Image]:
-        """One PIL image or file -> translated PIL image(s) (several when the method samples styles)."""
-        if not isinstance(image, Image.Image):
-            with Image.open(image) as opened:
-                image = opened.copy()
+        """One PIL image or file -> translated PIL image(s) (several when the method samples styles).
+
+        A ``reference`` option given as a PIL image or file (an example of the target domain) is prepared
+        like the input."""
+        image = _open(image)
+        if isinstance(options.get("reference"), (Image.Image, str, Path)):
+            options["reference"] = self.prepare(_open(options["reference"]), direction, size, domain=direction[-1])
         out = self.translate(self.prepare(image, direction, size), direction, **options)
         results = [tensor_to_pil(x) for x in out]
         if keep_size:
             results = [r.resize(image.size, Image.BICUBIC) for r in results]
         return results
+
+
+def _open(image: Image.Image | str | Path) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    with Image.open(image) as opened:
+        return opened.copy()
 
 
 def load(checkpoint: str | Path, device: str = "auto", use_ema: bool = True) -> Translator:
@@ -86,7 +116,14 @@ def load(checkpoint: str | Path, device: str = "auto", use_ema: bool = True) -> 
     if state["method"] not in METHODS:
         raise CheckpointError(f"{state['path']}: unknown method '{state['method']}' "
                               f"(this unpaired knows {', '.join(METHODS.names())})")
-    cfg = config_from_dict(state["config"])
+    stored = state.get("config") or {}
+    if stored.get("method") != state["method"]:
+        raise CheckpointError(f"{state['path']}: checkpoint says method '{state['method']}' but holds a configuration "
+                              f"for '{stored.get('method')}'")
+    try:
+        cfg = config_from_dict(stored)
+    except ConfigError as err:
+        raise CheckpointError(f"{state['path']}: stored configuration is not valid here ({err})") from err
     method = build_method(cfg.method, to_object(cfg, "model"), weights_dict(cfg), state["channels"],
                           cfg.data.image_size)
     try:

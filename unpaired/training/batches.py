@@ -52,10 +52,14 @@ def crop_and_flip(image: Tensor, size: int, gen: torch.Generator | None, flip: b
 
 
 class StepBatches(Dataset):
-    """Map-style dataset whose item ``t`` is the dict of batches ({'a': ..., 'b': ...}) for step t."""
+    """Map-style dataset whose item ``t`` is the dict of batches ({'a': ..., 'b': ...}) for step t.
+
+    With ``world_size`` N > 1, process ``rank`` r gets slots r*B .. r*B+B-1 of the batch that one process
+    would draw with batch size N*B, so N processes together see exactly that batch.
+    """
 
     def __init__(self, sources: dict[str, ImageSource], batch_size: int, image_size: int, seed: int,
-                 flip: bool) -> None:
+                 flip: bool, rank: int = 0, world_size: int = 1) -> None:
         empty = [f"{d} ({src.name})" for d, src in sources.items() if len(src) == 0]
         if empty:
             raise ValueError(f"no images in domain {', '.join(empty)}")
@@ -64,6 +68,8 @@ class StepBatches(Dataset):
         self.image_size = image_size
         self.seed = seed
         self.flip = flip
+        # process `rank` of `world_size` takes its slice of the global batch of batch_size * world_size
+        self.first_slot, self.global_batch = rank * batch_size, batch_size * world_size
         self._orders: dict[tuple[int, int], Tensor] = {}
 
     def __len__(self) -> int:
@@ -80,7 +86,8 @@ class StepBatches(Dataset):
     def indices(self, domain: int, step: int) -> list[int]:
         n = len(list(self.sources.values())[domain])
         out = []
-        for position in range(step * self.batch_size, (step + 1) * self.batch_size):
+        start = step * self.global_batch + self.first_slot
+        for position in range(start, start + self.batch_size):
             epoch, offset = divmod(position, n)
             out.append(int(self._order(domain, epoch, n)[offset]))
         return out
@@ -89,7 +96,7 @@ class StepBatches(Dataset):
         batch = {}
         for k, (name, source) in enumerate(self.sources.items()):
             images = []
-            for slot, index in enumerate(self.indices(k, step)):
+            for slot, index in enumerate(self.indices(k, step), start=self.first_slot):
                 gen = torch.Generator().manual_seed(mix_seed(self.seed, k, step, slot, 1))
                 images.append(crop_and_flip(source[index], self.image_size, gen, self.flip))
             batch[name] = to_float(torch.stack(images))

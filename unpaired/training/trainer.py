@@ -28,7 +28,7 @@ from tqdm import tqdm
 from unpaired.config import apply_overrides, config_from_dict, to_dict, to_object, weights_dict
 from unpaired.data import open_domains
 from unpaired.methods import Method, build_method
-from unpaired.training.batches import StepBatches, fixed_batch, iterate_steps
+from unpaired.training.batches import StepBatches, fixed_batch, iterate_steps, mix_seed
 from unpaired.training.checkpoint import (
     CheckpointError,
     atomic_write,
@@ -37,6 +37,13 @@ from unpaired.training.checkpoint import (
     restore_rng,
     rng_state,
     write_run_checkpoint,
+)
+from unpaired.training.distributed import (
+    any_process,
+    average_gradients,
+    broadcast_module,
+    gather_objects,
+    init_world,
 )
 from unpaired.training.images import image_grid, save_grid
 from unpaired.training.logging import MetricsLog
@@ -51,9 +58,12 @@ class RunFolderError(FileExistsError):
     """The output folder holds an earlier run and --resume was not given."""
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
+    """'auto' -> CUDA when available (the process's own GPU under torchrun), else CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and local_rank is not None:
+        name = f"cuda:{local_rank}"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"train.device={name} but CUDA is not available on this machine")
@@ -115,7 +125,8 @@ class Trainer:
         train = cfg.train
         if train.threads:
             torch.set_num_threads(train.threads)
-        self.device = resolve_device(train.device)
+        self.world = init_world(train.device)
+        self.device = resolve_device(train.device, self.world.local_rank if self.world.distributed else None)
         self.precision = resolve_precision(train.precision, self.device)
         if train.low_memory:
             fix_malloc_mmap_threshold()
@@ -129,7 +140,8 @@ class Trainer:
                                             channels=data.channels, on_bad_image=data.on_bad_image)
         sources = {"a": self.domains.a, "b": self.domains.b}
         self.channels = {d: src.channels for d, src in sources.items()}
-        self.batches = StepBatches(sources, train.batch_size, data.image_size, train.seed, data.flip)
+        self.batches = StepBatches(sources, train.batch_size, data.image_size, train.seed, data.flip,
+                                   self.world.rank, self.world.size)
         self.display = {k: v.to(self.device) for k, v in fixed_batch(
             {"a": self.display_domains.a, "b": self.display_domains.b}, train.num_samples, data.image_size).items()}
 
@@ -153,21 +165,36 @@ class Trainer:
             self.ema = copy.deepcopy(self.method.nets["gen"]).requires_grad_(False).eval()
         self.step = 0
         self._half_step = False  # some group updated, self.step not yet advanced: don't save
+        self._saved_step = -1
         self._stop_signal: int | None = None
         self.log: MetricsLog | None = None
         if self.resume_state is not None:
             self._load_state(self.resume_state)
-        else:  # only now that data and networks are set up: a failed start leaves no run folder behind
+        elif self.world.is_main:  # only now that data and networks are set up: a failed start leaves no folder
             self._create_run_dir()
+        if self.world.distributed:
+            broadcast_module(self.method, self.world)
+            if self.resume_state is None:  # independent noise per process from here on
+                torch.manual_seed(mix_seed(train.seed, self.world.rank))
 
     # -- run folder and state ------------------------------------------------------------------------
     def _prepare_run_dir(self, resume: bool) -> dict | None:
+        problem: Exception | None = None
+        try:
+            state = self._check_run_dir(resume)
+        except (CheckpointError, RunFolderError) as err:
+            problem = err
+        if any_process(problem is not None, self.world, torch.device("cpu")):  # all processes stop together
+            raise problem or RunFolderError(f"{self.run_dir}: another process could not start (see its message)")
+        return state
+
+    def _check_run_dir(self, resume: bool) -> dict | None:
         if resume:
             found = latest_checkpoint(self.run_dir)
             if found is None:
                 raise CheckpointError(f"{self.run_dir}: nothing to resume (no checkpoints/ with a checkpoint)")
             return load_checkpoint(found, method=self.cfg.method)
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+        if self.world.is_main and self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise RunFolderError(f"{self.run_dir}: folder exists and is not empty; pass --resume {self.run_dir} "
                                  "to continue that run, or choose another --out")
         return None
@@ -188,6 +215,7 @@ class Trainer:
             "optimizers": {g: o.state_dict() for g, o in self.optimizers.items()},
             "schedulers": {g: s.state_dict() for g, s in self.schedulers.items()},
             "rng": rng_state(),
+            "rng_by_rank": gather_objects(rng_state(), self.world) if self.world.distributed else None,
         }
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -205,9 +233,16 @@ class Trainer:
         except (RuntimeError, KeyError, ValueError) as err:
             raise CheckpointError(f"{where}: does not fit this configuration ({str(err).splitlines()[0]}); "
                                   "architecture keys cannot change when resuming") from err
-        restore_rng(state["rng"])
-        self.step = int(state["step"])
-        self._truncate_metrics(self.step)
+        by_rank = state.get("rng_by_rank")
+        if self.world.distributed and by_rank and len(by_rank) == self.world.size:
+            restore_rng(by_rank[self.world.rank])
+        else:
+            restore_rng(state["rng"])
+            if self.world.distributed:  # resumed with another number of processes: fresh per-process streams
+                torch.manual_seed(mix_seed(self.cfg.train.seed, self.world.rank, int(state["step"])))
+        self.step = self._saved_step = int(state["step"])
+        if self.world.is_main:
+            self._truncate_metrics(self.step)
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop log lines written after the checkpoint we resume from (a killed run's tail)."""
@@ -224,9 +259,13 @@ class Trainer:
         data = "".join(kept).encode()
         atomic_write(path, lambda handle: handle.write(data))
 
-    def save(self) -> Path:
-        return write_run_checkpoint(self.run_dir / "checkpoints", self.step, self.state_dict(),
-                                    self.cfg.train.keep_checkpoints)
+    def save(self) -> Path | None:
+        """Write a checkpoint (process 0; every process must call this, for the random states)."""
+        state = self.state_dict()
+        self._saved_step = self.step
+        if not self.world.is_main:
+            return None
+        return write_run_checkpoint(self.run_dir / "checkpoints", self.step, state, self.cfg.train.keep_checkpoints)
 
     # -- one step ------------------------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -251,7 +290,7 @@ class Trainer:
                 terms = method.loss_terms(group, step)
             total = sum((method.weight_of(name) * value for name, value in terms.items()),
                         torch.zeros((), device=self.device))
-            if not torch.isfinite(total):
+            if any_process(not torch.isfinite(total), self.world, self.device):
                 bad = [name for name, value in terms.items() if not torch.isfinite(value)] or ["total"]
                 value = float(terms.get(bad[0], total).detach())
                 raise NonFiniteLossError(f"step {self.step + 1}: loss term '{group}/{bad[0]}' is {value} "
@@ -259,6 +298,7 @@ class Trainer:
                                          f"Last checkpoint: {latest_checkpoint(self.run_dir)}")
             optimizer = self.optimizers[group]
             total.backward()
+            average_gradients(self.method.nets[group], self.world)
             self._half_step = True
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)  # free the gradients now, not at this group's next turn
@@ -320,19 +360,19 @@ class Trainer:
         return {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
 
     def fit(self) -> TrainResult:
-        train = self.cfg.train
-        self.log = MetricsLog(self.run_dir, tensorboard=train.tensorboard)
+        train, main = self.cfg.train, self.world.is_main
+        self.log = MetricsLog(self.run_dir, tensorboard=train.tensorboard) if main else None
         start_step, started = self.step, time.perf_counter()
         deadline = started + train.max_minutes * 60 if train.max_minutes else math.inf
         sums: dict[str, Tensor] = {}
         window, window_start = 0, time.perf_counter()
         grid: Path | None = None
         stopped_by = "max_steps"
-        bar = tqdm(total=train.max_steps, initial=self.step, disable=not train.progress, unit="step",
+        bar = tqdm(total=train.max_steps, initial=self.step, disable=not (train.progress and main), unit="step",
                    dynamic_ncols=True, desc=f"{self.cfg.method} -> {self.run_dir.name}")
         previous_handlers = self._catch_stop_signals()
         try:
-            if self.step == 0:
+            if self.step == 0 and main:
                 grid = self.sample()
             for batch in iterate_steps(self.batches, self.step, train.max_steps, self.cfg.data.num_workers):
                 logged = self.train_step(batch)
@@ -343,20 +383,23 @@ class Trainer:
                 if self.step % train.log_every == 0 or self.step == train.max_steps:
                     seconds = time.perf_counter() - window_start
                     values = {k: float(v) / window for k, v in sums.items()}
-                    values["speed/images_per_second"] = window * train.batch_size / max(seconds, 1e-9)
+                    values["speed/images_per_second"] = (window * train.batch_size * self.world.size
+                                                         / max(seconds, 1e-9))
                     values.update({f"lr/{g}": s.get_last_lr()[0] for g, s in self.schedulers.items()})
-                    self.log.write(self.step, values)
-                    bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in values.items()
-                                     if k.startswith("total/")} | {"img/s": f"{values['speed/images_per_second']:.1f}"})
+                    if self.log is not None:
+                        self.log.write(self.step, values)
+                    bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in values.items() if k.startswith("total/")}
+                                    | {"img/s": f"{values['speed/images_per_second']:.1f}"})
                     sums, window, window_start = {}, 0, time.perf_counter()
-                if self.step % train.sample_every == 0:
+                if self.step % train.sample_every == 0 and main:
                     grid = self.sample()
                 if self.step % train.checkpoint_every == 0:
                     self.save()
-                if self._stop_signal is not None:
+                # every process must agree on stopping at this step (signals and clocks differ)
+                if any_process(self._stop_signal is not None, self.world, self.device):
                     stopped_by = "interrupted"
                     break
-                if time.perf_counter() > deadline:
+                if any_process(time.perf_counter() > deadline, self.world, self.device):
                     stopped_by = "max_minutes"
                     break
         except KeyboardInterrupt:
@@ -368,17 +411,19 @@ class Trainer:
             bar.close()
             # Whatever stopped the loop (budget, Ctrl-C, SIGTERM, an error), keep the progress made; but not a
             # step stopped half-way (some groups updated, others not): then the last checkpoint stands.
-            if self.step > start_step and not self._half_step and not _checkpoint_is_current(self.run_dir, self.step):
+            if self.step > start_step and not self._half_step and self._saved_step != self.step:
                 self.save()
-            if stopped_by != "interrupted" and (grid is None or not grid.name.endswith(f"{self.step:08d}.png")):
+            sampled = grid is not None and grid.name.endswith(f"{self.step:08d}.png")
+            if main and stopped_by != "interrupted" and not sampled:
                 with contextlib.suppress(Exception):
                     grid = self.sample()
-            self.log.close()
-        if self._stop_signal is not None:
-            raise KeyboardInterrupt(f"signal {self._stop_signal}: stopped after step {self.step}, checkpoint saved")
+            if self.log is not None:
+                self.log.close()
+        if stopped_by == "interrupted":
+            raise KeyboardInterrupt(f"stopped after step {self.step}, checkpoint saved")
         seconds = time.perf_counter() - started
         checkpoint = latest_checkpoint(self.run_dir)
-        images = (self.step - start_step) * train.batch_size
+        images = (self.step - start_step) * train.batch_size * self.world.size
         return TrainResult(self.run_dir, self.step, checkpoint, grid, seconds, images / max(seconds, 1e-9),
                            stopped_by)
 
@@ -387,11 +432,6 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _checkpoint_is_current(run_dir: Path, step: int) -> bool:
-    latest = latest_checkpoint(run_dir)
-    return latest is not None and latest.name == f"step_{step:08d}.pt"
 
 
 def config_for_resume(run_dir: Path, overrides: list[str]) -> DictConfig:
