@@ -42,6 +42,11 @@ class Method(nn.Module):
     """Rows of the training image grid, in order."""
     size_multiple: int = 1
     """Image sides must be multiples of this (the networks' total stride)."""
+    directions: tuple[str, ...] = DIRECTIONS
+    """Directions the trained model translates (a one-sided model has one)."""
+    translate_options: ClassVar[frozenset[str]] = frozenset()
+    """Keyword options ``translate`` takes (e.g. ``styles``, ``reference``); ``Translator`` and the CLI refuse
+    any other with a message naming the method and the option."""
 
     def __init__(self, cfg: Any, weights: dict[str, float], channels: dict[str, int], image_size: int) -> None:
         super().__init__()
@@ -103,3 +108,58 @@ def build_method(name: str, cfg: Any, weights: dict[str, float], channels: dict[
 def cat_batches(*xs: Tensor) -> Tensor:
     """Concatenate along the batch axis, so one call of a shared network serves several inputs."""
     return torch.cat(xs, 0) if len(xs) > 1 else xs[0]
+
+
+def split_like(x: Tensor, parts: list[Tensor]) -> list[Tensor]:
+    """Undo ``cat_batches``: ``x`` split along the batch axis into pieces as long as ``parts``."""
+    return list(x.split([p.shape[0] for p in parts]))
+
+
+# -- shared by the two-domain GAN methods (one multi-scale discriminator per domain) ------------------------
+def check_gan_setup(cfg: Any, image_size: int) -> None:
+    """``model.gan_type`` is known; ``image_size`` suits the discriminators (``dis_layers``, ``dis_scales``)
+    and the generator's ``n_down`` stride-2 layers."""
+    from unpaired.losses.adversarial import GAN_KINDS
+    from unpaired.nn.discriminators import MultiScaleDiscriminator
+
+    if cfg.gan_type not in GAN_KINDS:
+        raise ValueError(f"model.gan_type must be one of {', '.join(GAN_KINDS)}, got '{cfg.gan_type}'")
+    smallest = MultiScaleDiscriminator.smallest_input(cfg.dis_layers, cfg.dis_scales)
+    if image_size < smallest:
+        raise ValueError(f"data.image_size={image_size} is too small for {cfg.dis_scales} discriminator "
+                         f"scales of {cfg.dis_layers} layers (needs >= {smallest})")
+    if image_size % 2**cfg.n_down:
+        raise ValueError(f"data.image_size={image_size} must be divisible by 2**model.n_down")
+
+
+def domain_discriminators(cfg: Any, channels: dict[str, int]) -> nn.ModuleDict:
+    """One ``MultiScaleDiscriminator`` per domain from the ``dis_*`` options (LeakyReLU, as UNIT/MUNIT)."""
+    from unpaired.nn.discriminators import MultiScaleDiscriminator
+
+    return nn.ModuleDict({
+        d: MultiScaleDiscriminator(c, cfg.dis_dim, cfg.dis_layers, cfg.dis_scales, cfg.dis_norm, "lrelu",
+                                   cfg.pad_type, cfg.dis_spectral)
+        for d, c in channels.items()
+    })
+
+
+def adversarial_terms(group: str, dis: nn.ModuleDict, real: dict[str, Tensor], fake: dict[str, Tensor],
+                      kind: str, penalty: bool = False) -> dict[str, Tensor]:
+    """``gan/<d>`` for each domain d of ``fake`` (the translations into d), judged by ``dis[d]``.
+
+    Group ``dis``: D_d's loss on ``real[d]`` against ``fake[d]`` detached (one call on both), plus ``gp/<d>``
+    when ``penalty`` (WGAN-GP). Any other group: the generator's loss on D_d(fake[d]).
+    """
+    from unpaired.losses.adversarial import discriminator_loss, generator_loss, gradient_penalty
+
+    terms: dict[str, Tensor] = {}
+    for d, fake_d in fake.items():
+        if group != "dis":
+            terms[f"gan/{d}"] = generator_loss(dis[d](fake_d), kind)
+            continue
+        real_d, fake_d = real[d], fake_d.detach()
+        halves = [t.split([real_d.shape[0], fake_d.shape[0]]) for t in dis[d](torch.cat([real_d, fake_d]))]
+        terms[f"gan/{d}"] = discriminator_loss([r for r, _ in halves], [f for _, f in halves], kind)
+        if penalty:
+            terms[f"gp/{d}"] = gradient_penalty(dis[d], real_d, fake_d)
+    return terms

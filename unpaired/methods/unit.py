@@ -33,12 +33,20 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from unpaired.losses.adversarial import GAN_KINDS, discriminator_loss, generator_loss, gradient_penalty
 from unpaired.losses.reconstruction import kl_standard_normal, l1
-from unpaired.methods.base import METHODS, Batch, Method, Step, cat_batches
+from unpaired.methods.base import (
+    METHODS,
+    Batch,
+    Method,
+    Step,
+    adversarial_terms,
+    cat_batches,
+    check_gan_setup,
+    domain_discriminators,
+    split_like,
+)
 from unpaired.nn.blocks import ResBlocks, init_weights
 from unpaired.nn.decoders import UpsamplingDecoder
-from unpaired.nn.discriminators import MultiScaleDiscriminator
 from unpaired.nn.encoders import DownsamplingEncoder
 
 DOMAINS = ("a", "b")
@@ -73,10 +81,6 @@ class UNITWeights:
     gp: float = 10.0
 
 
-def split_like(x: Tensor, parts: list[Tensor]) -> list[Tensor]:
-    return list(x.split([p.shape[0] for p in parts]))
-
-
 @METHODS.register("unit")
 class UNIT(Method):
     name = "unit"
@@ -89,14 +93,7 @@ class UNIT(Method):
         super().__init__(cfg, weights, channels, image_size)
         if not 0 <= cfg.shared_blocks <= cfg.n_res:
             raise ValueError(f"model.shared_blocks must be within 0..n_res={cfg.n_res}, got {cfg.shared_blocks}")
-        if cfg.gan_type not in GAN_KINDS:
-            raise ValueError(f"model.gan_type must be one of {', '.join(GAN_KINDS)}, got '{cfg.gan_type}'")
-        smallest = MultiScaleDiscriminator.smallest_input(cfg.dis_layers, cfg.dis_scales)
-        if image_size < smallest:
-            raise ValueError(f"data.image_size={image_size} is too small for {cfg.dis_scales} discriminator "
-                             f"scales of {cfg.dis_layers} layers (needs >= {smallest})")
-        if image_size % 2**cfg.n_down:
-            raise ValueError(f"data.image_size={image_size} must be divisible by 2**model.n_down")
+        check_gan_setup(cfg, image_size)
         self.size_multiple = 2**cfg.n_down
         private = cfg.n_res - cfg.shared_blocks
         latent = cfg.dim * 2**cfg.n_down
@@ -108,11 +105,7 @@ class UNIT(Method):
                                                 cfg.activation, cfg.pad_type)
         gen["enc_shared"] = ResBlocks(cfg.shared_blocks, latent, "in", cfg.activation, cfg.pad_type)
         gen["dec_shared"] = ResBlocks(cfg.shared_blocks, latent, "in", cfg.activation, cfg.pad_type)
-        dis = nn.ModuleDict({
-            d: MultiScaleDiscriminator(channels[d], cfg.dis_dim, cfg.dis_layers, cfg.dis_scales, cfg.dis_norm,
-                                       "lrelu", cfg.pad_type, cfg.dis_spectral)
-            for d in DOMAINS
-        })
+        dis = domain_discriminators(cfg, {d: channels[d] for d in DOMAINS})
         init_weights(gen, cfg.init)
         init_weights(dis, "gaussian")  # as the official trainer does for its discriminators
         self.nets["dis"] = dis
@@ -161,23 +154,14 @@ class UNIT(Method):
         return step
 
     def loss_terms(self, group: str, step: Step) -> dict[str, Tensor]:
-        dis = self.nets["dis"]
-        kind = self.cfg.gan_type
-        # translations into each domain: x_ba lands in a, x_ab in b
-        into = {"a": ("x_a", "x_ba"), "b": ("x_b", "x_ab")}
-        terms: dict[str, Tensor] = {}
+        real = {"a": step["x_a"], "b": step["x_b"]}
+        fake = {"a": step["x_ba"], "b": step["x_ab"]}  # translations into each domain
+        penalty = self.cfg.gan_type == "wgan-gp" and self.active("gp")
         if group == "dis":
-            for d, (real_key, fake_key) in into.items():
-                real, fake = step[real_key], step[fake_key].detach()
-                logits = dis[d](torch.cat([real, fake]))
-                halves = [t.chunk(2) for t in logits]
-                terms[f"gan/{d}"] = discriminator_loss([r for r, _ in halves], [f for _, f in halves], kind)
-                if kind == "wgan-gp" and self.active("gp"):
-                    terms[f"gp/{d}"] = gradient_penalty(dis[d], real, fake)
-            return terms
+            return adversarial_terms(group, self.nets["dis"], real, fake, self.cfg.gan_type, penalty)
+        terms: dict[str, Tensor] = {}
         if self.active("gan"):
-            for d, (_, fake_key) in into.items():
-                terms[f"gan/{d}"] = generator_loss(dis[d](step[fake_key]), kind)
+            terms.update(adversarial_terms(group, self.nets["dis"], real, fake, self.cfg.gan_type))
         for d in DOMAINS:
             other = "b" if d == "a" else "a"
             if self.active("recon_x"):
