@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from unpaired.config import (
     to_object,
     weights_dict,
 )
+from unpaired.methods import METHODS
 from unpaired.methods.unit import UNITConfig, UNITWeights
 from unpaired.training.trainer import config_for_resume
 
@@ -108,7 +110,9 @@ def test_config_for_another_method(tmp_path):
 
 
 def test_unknown_or_missing_method():
-    with pytest.raises(ConfigError, match="unknown method 'pix2pix'; valid: unit"):
+    valid = ", ".join(METHODS.names())  # every registered method, in order
+    assert "unit" in METHODS.names()
+    with pytest.raises(ConfigError, match=re.escape(f"unknown method 'pix2pix'; valid: {valid}")):
         build_config("pix2pix")
     with pytest.raises(ConfigError, match="no method given"):
         build_config(None, [], ["train.seed=1"])
@@ -135,8 +139,10 @@ def test_shipped_config_values():
 
 
 def test_unknown_config_file_lists_shipped():
-    with pytest.raises(ConfigError, match=r"unit_digitz: no such config file \(shipped configs: unit_digits, "
-                                          r"unit_street256\)"):
+    shipped = sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
+    assert {"unit_digits", "unit_street256"} <= set(shipped)
+    with pytest.raises(ConfigError, match=re.escape(f"unit_digitz: no such config file (shipped configs: "
+                                                    f"{', '.join(shipped)})")):
         find_config_file("unit_digitz")
 
 

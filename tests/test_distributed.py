@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import TINY, make_image_folders
 
+from unpaired.data import FolderSource
 from unpaired.training.batches import StepBatches
 from unpaired.training.checkpoint import load_checkpoint
-from unpaired.data import FolderSource
 
 # no sampling noise, so both runs compute the same maths and differ only in float summation order
 SETTINGS = [*TINY, "model.latent_noise=0", "train.max_steps=3", "train.checkpoint_every=3", "train.log_every=1"]

@@ -138,6 +138,9 @@ def translate(checkpoint: Path, input_path: Path, output: Path, direction: str, 
     options = {name: value for name, value in (("styles", styles), ("reference", reference),
                                                ("interpolate", interpolate), ("seed", seed)) if value is not None}
     translator.check_options(options)  # e.g. "method unit has no styles"
+    if direction not in translator.method.directions:  # a one-sided model translates one way only
+        raise ConfigError(f"{checkpoint}: this {translator.config.method} model is one-sided, it translates "
+                          f"{', '.join(translator.method.directions)} only, not --direction {direction}")
     chosen = [f"--{name}" for name in ("styles", "reference", "interpolate") if name in options]
     if len(chosen) > 1:
         raise ConfigError(f"{' and '.join(chosen)} exclude each other; give one")

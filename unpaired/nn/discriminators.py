@@ -8,21 +8,40 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from unpaired.nn.blocks import ConvBlock
+from unpaired.nn.blocks import PADDINGS, ConvBlock
 
 
 class PatchDiscriminator(nn.Sequential):
-    """``n_layers`` 4x4 stride-2 convs then a 1x1 conv to one logit per patch."""
+    """``n_layers`` 4x4 stride-2 convs, ``n_stride1`` 4x4 stride-1 convs, then a ``head_kernel`` conv to one
+    logit per patch. Every conv after the first doubles the channels; the first has no norm.
+
+    The defaults (``n_stride1=0``, ``head_kernel=1``) are the UNIT/MUNIT patch discriminator. The 70x70
+    PatchGAN of pix2pix/CycleGAN (C64-C128-C256 stride 2, C512 stride 1, then a 4x4 stride-1 conv to one
+    channel; official ``NLayerDiscriminator``) is ``n_layers=3, n_stride1=1, head_kernel=4`` with zero
+    padding and instance norm.
+    """
 
     def __init__(self, in_channels: int, dim: int = 64, n_layers: int = 4, norm: str = "none",
-                 activation: str = "lrelu", pad_type: str = "reflect", spectral: bool = False) -> None:
+                 activation: str = "lrelu", pad_type: str = "reflect", spectral: bool = False,
+                 n_stride1: int = 0, head_kernel: int = 1) -> None:
         layers: list[nn.Module] = [ConvBlock(in_channels, dim, 4, 2, 1, "none", activation, pad_type, spectral)]
         for _ in range(n_layers - 1):
             layers.append(ConvBlock(dim, dim * 2, 4, 2, 1, norm, activation, pad_type, spectral))
             dim *= 2
-        head = nn.Conv2d(dim, 1, 1)
+        for _ in range(n_stride1):
+            layers.append(ConvBlock(dim, dim * 2, 4, 1, 1, norm, activation, pad_type, spectral))
+            dim *= 2
+        head = nn.Conv2d(dim, 1, head_kernel, 1, (head_kernel - 1) // 2, padding_mode=PADDINGS[pad_type])
         layers.append(nn.utils.parametrizations.spectral_norm(head) if spectral else head)
         super().__init__(*layers)
+
+    @staticmethod
+    def output_size(size: int, n_layers: int, n_stride1: int = 0, head_kernel: int = 1) -> int:
+        """Side of the logit map for an input of side ``size`` (< 1: the input is too small)."""
+        for _ in range(n_layers):
+            size //= 2
+        size -= n_stride1
+        return size - head_kernel + 1 + 2 * ((head_kernel - 1) // 2)
 
 
 class MultiScaleDiscriminator(nn.Module):
