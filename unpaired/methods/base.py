@@ -17,6 +17,7 @@ kept of it). A method skips the work of terms whose weight is 0
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -116,6 +117,28 @@ def split_like(x: Tensor, parts: list[Tensor]) -> list[Tensor]:
 
 
 # -- shared by the two-domain GAN methods (one multi-scale discriminator per domain) ------------------------
+@dataclass
+class MultiScaleGANConfig:
+    """Options the UNIT family shares: generator width/depth and the multi-scale discriminators.
+
+    Defaults are the official UNIT/MUNIT ones: gen dim 64, 2 downsamplings, 4 residual blocks, ReLU, reflect
+    padding, kaiming init; discriminators dim 64, 4 layers, 3 scales, no norm, LSGAN.
+    """
+
+    dim: int = 64
+    n_down: int = 2
+    n_res: int = 4
+    activation: str = "relu"
+    pad_type: str = "reflect"
+    init: str = "kaiming"
+    dis_dim: int = 64
+    dis_layers: int = 4
+    dis_scales: int = 3
+    dis_norm: str = "none"
+    dis_spectral: bool = False
+    gan_type: str = "lsgan"
+
+
 def check_gan_setup(cfg: Any, image_size: int) -> None:
     """``model.gan_type`` is known; ``image_size`` suits the discriminators (``dis_layers``, ``dis_scales``)
     and the generator's ``n_down`` stride-2 layers."""

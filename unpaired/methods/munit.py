@@ -55,6 +55,7 @@ from unpaired.methods.base import (
     METHODS,
     Batch,
     Method,
+    MultiScaleGANConfig,
     Step,
     adversarial_terms,
     cat_batches,
@@ -72,26 +73,15 @@ PAIRS = (("a", "b"), ("b", "a"))  # (source, target) of the two translations
 
 
 @dataclass
-class MUNITConfig:
-    dim: int = 64
+class MUNITConfig(MultiScaleGANConfig):
+    """``n_down``/``n_res``: downsamplings and residual blocks of the content encoder (the decoder mirrors
+    them, with AdaIN in its residual blocks)."""
+
     style_dim: int = 8
     mlp_dim: int = 256
     mlp_layers: int = 3
-    n_down: int = 2
-    """Downsamplings of the content encoder (and upsamplings of the decoder)."""
-    n_res: int = 4
-    """Residual blocks of the content encoder and (with AdaIN) of the decoder."""
     style_n_down: int = 4
     """Stride-2 convs of the style encoder: the first 2 double the width, the rest keep it (official: 4)."""
-    activation: str = "relu"
-    pad_type: str = "reflect"
-    init: str = "kaiming"
-    dis_dim: int = 64
-    dis_layers: int = 4
-    dis_scales: int = 3
-    dis_norm: str = "none"
-    dis_spectral: bool = False
-    gan_type: str = "lsgan"
     vgg_weights: str | None = None
     """A VGG16 state_dict file (torchvision layout) for the ``vgg`` term; needed only when its weight is > 0."""
     vgg_layer: str = "relu5_3"

@@ -38,6 +38,7 @@ from unpaired.methods.base import (
     METHODS,
     Batch,
     Method,
+    MultiScaleGANConfig,
     Step,
     adversarial_terms,
     cat_batches,
@@ -53,22 +54,11 @@ DOMAINS = ("a", "b")
 
 
 @dataclass
-class UNITConfig:
-    dim: int = 64
-    n_down: int = 2
-    n_res: int = 4
+class UNITConfig(MultiScaleGANConfig):
     shared_blocks: int = 1
-    activation: str = "relu"
-    pad_type: str = "reflect"
-    init: str = "kaiming"
+    """Residual blocks shared by the ends of E_a/E_b and the starts of G_a/G_b (0: no sharing)."""
     latent_noise: float = 1.0
     """Std of eps in z = h + eps while training (the posterior's fixed standard deviation)."""
-    dis_dim: int = 64
-    dis_layers: int = 4
-    dis_scales: int = 3
-    dis_norm: str = "none"
-    dis_spectral: bool = False
-    gan_type: str = "lsgan"
 
 
 @dataclass
