@@ -9,6 +9,8 @@ protocols. Images are float tensors in [-1, 1].
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,20 +47,22 @@ def train_classifier(images: Tensor, labels: Tensor, steps: int = 600, batch_siz
                      seed: int = 0, device: str | torch.device = "cpu") -> DigitClassifier:
     """Train a ``DigitClassifier`` on (images, labels); deterministic for a given seed on CPU."""
     gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():
+    devices = [device] if torch.device(device).type == "cuda" else []
+    # init and dropout draw from the global generator: seed it here, and leave the caller's stream alone
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         model = DigitClassifier(images.shape[1]).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
-    model.train()
-    for _ in range(steps):
-        index = torch.randint(0, images.shape[0], (batch_size,), generator=gen)
-        x = _jitter(to_unit_range(images[index]), gen).to(device)
-        loss = F.cross_entropy(model(x), labels[index].to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+        model.train()
+        for _ in range(steps):
+            index = torch.randint(0, images.shape[0], (batch_size,), generator=gen)
+            x = _jitter(to_unit_range(images[index]), gen).to(device)
+            loss = F.cross_entropy(model(x), labels[index].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
     return model.eval()
 
 
@@ -104,3 +108,172 @@ def score_digit_translation(translator: object, root: object, names: tuple[str, 
         scores[key] = class_preservation(lambda x, d=f"{source}2{target}": translator.translate(x, d),  # type: ignore[attr-defined]
                                          images, labels, judges[target])
     return scores
+
+
+# -- digit FID: one feature network for both digit domains -------------------------------------------------------
+#
+# FID proper compares Inception-v3 pool features; Inception knows nothing of 16-32 px digits (and its weights are
+# not available here). "Digit FID" uses a DigitClassifier trained once on the labelled training digits of *both*
+# domains (e.g. MNIST + USPS, resized to one size and channel count) as the feature network: its 128 globally
+# pooled penultimate activations (before dropout and the linear layer) play Inception's pool3 role, and
+# ``unpaired.metrics.frechet.frechet_distance`` compares translated and real target images in that space. The
+# network is trained on the user's machine and saved in a run or bench folder (``FEATURE_NET_FILE``); it is
+# never shipped with the package. Values are comparable only between runs that use the same feature network
+# and the same set sizes (FID is biased by the sample size).
+
+FEATURE_NET_FILE = "digit_features.pt"
+FEATURE_NET_FORMAT = 1
+
+
+def train_feature_net(sets: list[tuple[Tensor, Tensor]], steps: int = 1000, batch_size: int = 128,
+                      lr: float = 1e-3, seed: int = 0, device: str | torch.device = "cpu") -> DigitClassifier:
+    """A ``DigitClassifier`` trained on several labelled digit sets together (e.g. MNIST and USPS train).
+
+    Every batch takes an equal share from each set (so the 7,291 USPS digits weigh as much as the 60,000 MNIST
+    ones), with the judge's recipe otherwise: Adam, one-cycle schedule, random shifts of up to 2 pixels.
+    The sets must share image size and channels. Deterministic for a given seed on CPU."""
+    if not sets:
+        raise ValueError("train_feature_net needs at least one (images, labels) set")
+    shapes = {tuple(images.shape[1:]) for images, _ in sets}
+    if len(shapes) != 1:
+        raise ValueError(f"the sets must share channels and size (C x H x W), got {sorted(shapes)}")
+    gen = torch.Generator().manual_seed(seed)
+    shares = [batch_size // len(sets) + (i < batch_size % len(sets)) for i in range(len(sets))]
+    with torch.random.fork_rng():  # init and dropout from `seed`; the caller's global RNG is left alone
+        torch.manual_seed(seed)
+        model = DigitClassifier(sets[0][0].shape[1]).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+        model.train()
+        for _ in range(steps):
+            _feature_net_step(model, optimizer, sets, shares, gen, device)
+            schedule.step()
+    return model.eval()
+
+
+def _feature_net_step(model: nn.Module, optimizer: torch.optim.Optimizer, sets: list[tuple[Tensor, Tensor]],
+                      shares: list[int], gen: torch.Generator, device: str | torch.device) -> None:
+    picks = [(images, labels, torch.randint(0, len(images), (share,), generator=gen))
+             for (images, labels), share in zip(sets, shares, strict=True)]
+    x = torch.cat([images[index] for images, _, index in picks])
+    y = torch.cat([labels[index] for _, labels, index in picks])
+    loss = F.cross_entropy(model(_jitter(to_unit_range(x), gen).to(device)), y.to(device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def _feature_trunk(model: nn.Module) -> nn.Module:
+    """The layers of a ``DigitClassifier`` up to its global pooling (everything before dropout + linear)."""
+    if not (isinstance(model, nn.Sequential) and isinstance(model[-1], nn.Linear)
+            and isinstance(model[-2], nn.Dropout)):
+        raise TypeError(f"expected a DigitClassifier (... pooling, Flatten, Dropout, Linear), "
+                        f"got {type(model).__name__}")
+    return nn.Sequential(*list(model)[:-2])
+
+
+def _fit_input(model: nn.Module, x: Tensor) -> Tensor:
+    """Match the feature network's input: channels (gray repeated to RGB, RGB to luminance) and, when the network
+    records the size it was trained at (``model.image_size``), that size (bilinear, antialiased)."""
+    channels = model[0].in_channels
+    if x.shape[1] != channels:
+        if x.shape[1] == 1:
+            x = x.expand(-1, channels, -1, -1)
+        elif x.shape[1] == 3 and channels == 1:
+            x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        else:
+            raise ValueError(f"the feature network takes {channels}-channel images, got {x.shape[1]} channels")
+    size = getattr(model, "image_size", None)
+    if size and tuple(x.shape[-2:]) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
+@torch.no_grad()
+def digit_features(model: nn.Module, images: Tensor, batch_size: int = 512) -> Tensor:
+    """N x 128 features of ``images`` (uint8, or float in [-1, 1]): the feature network's globally pooled
+    penultimate activations, in eval mode (batch norm running statistics, no dropout). Float32, on the CPU."""
+    trunk = _feature_trunk(model)
+    device = next(model.parameters()).device
+    model.eval()
+    return torch.cat([trunk(_fit_input(model, to_unit_range(images[i:i + batch_size])).to(device)).float().cpu()
+                      for i in range(0, images.shape[0], batch_size)])
+
+
+def digit_fid(model: nn.Module, fake_images: Tensor, real_images: Tensor) -> float:
+    """Frechet distance between the digit features of ``fake_images`` (e.g. translations) and ``real_images``
+    (real target-domain digits). Compare values only at equal set sizes and with the same feature network."""
+    from unpaired.metrics.frechet import frechet_distance
+
+    return frechet_distance(digit_features(model, fake_images), digit_features(model, real_images))
+
+
+def feature_net_path(path: str | Path) -> Path:
+    """A folder -> its ``FEATURE_NET_FILE``; a file path is kept."""
+    path = Path(path)
+    return path / FEATURE_NET_FILE if path.is_dir() or not path.suffix else path
+
+
+def save_feature_net(model: DigitClassifier, path: str | Path, **info: Any) -> Path:
+    """Write the feature network (a file, or ``FEATURE_NET_FILE`` in a folder) atomically as plain data that
+    ``torch.load(..., weights_only=True)`` opens: ``{"kind", "format", "state_dict", "in_channels",
+    "image_size", "info"}``. ``info``: plain values to keep with it (training sets, steps, accuracies)."""
+    from unpaired.training.checkpoint import atomic_write
+
+    path = feature_net_path(path)
+    state = {"kind": "digit_features", "format": FEATURE_NET_FORMAT,
+             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+             "in_channels": int(model[0].in_channels), "image_size": getattr(model, "image_size", None),
+             "info": info}
+    atomic_write(path, lambda handle: torch.save(state, handle))
+    return path
+
+
+def load_feature_net(path: str | Path, device: str | torch.device = "cpu") -> DigitClassifier:
+    """Read a network written by ``save_feature_net`` (never runs code from the file); eval mode, with
+    ``image_size`` and ``info`` attributes."""
+    path = feature_net_path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no digit feature network here (train one with ensure_feature_net)") from None
+    except Exception as err:
+        raise ValueError(f"{path}: not a digit feature network file ({err})") from err
+    if not isinstance(state, dict) or state.get("kind") != "digit_features":
+        raise ValueError(f"{path}: not a digit feature network file")
+    if state.get("format", 0) > FEATURE_NET_FORMAT:
+        raise ValueError(f"{path}: format {state['format']} is newer than this unpaired reads ({FEATURE_NET_FORMAT})")
+    model = DigitClassifier(state["in_channels"])
+    model.load_state_dict(state["state_dict"])
+    model.image_size = state["image_size"]
+    model.info = dict(state.get("info") or {})
+    return model.to(device).eval()
+
+
+def ensure_feature_net(folder: str | Path, root: Any = None, names: tuple[str, ...] = ("mnist", "usps"),
+                       image_size: int = 32, channels: int = 1, steps: int = 1000, seed: int = 0) -> DigitClassifier:
+    """The digit feature network saved in ``folder``, trained first (and saved) when it is not there yet.
+
+    Training uses the ``train`` split of each digit set in ``names`` (read from ``root``, default the data
+    root), resized to ``image_size`` with ``channels``; accuracy on each ``test`` split is kept in ``info``.
+    An existing file trained with other sets, size or channels is an error, never silently replaced."""
+    from unpaired.data import data_root, open_digits
+
+    path = feature_net_path(folder)
+    wanted = {"sets": list(names), "image_size": image_size, "channels": channels}
+    if path.exists():
+        model = load_feature_net(path)
+        found = {k: model.info.get(k) for k in wanted}
+        if found != wanted:
+            raise ValueError(f"{path} holds a feature network for {found}, not {wanted}: use another folder or "
+                             "delete the file to train a new one")
+        return model
+    root = data_root() if root is None else root
+    train = [open_digits(n, root, "train", image_size, channels) for n in names]
+    model = train_feature_net([(s.images, s.labels) for s in train], steps=steps, seed=seed)
+    model.image_size = image_size
+    test = [open_digits(n, root, "test", image_size, channels) for n in names]
+    scores = {n: round(accuracy(model, s.images, s.labels), 4) for n, s in zip(names, test, strict=True)}
+    model.info = {**wanted, "steps": steps, "seed": seed, "test_accuracy": scores}
+    save_feature_net(model, path, **model.info)
+    return model
