@@ -139,7 +139,8 @@ def train_feature_net(sets: list[tuple[Tensor, Tensor]], steps: int = 1000, batc
         raise ValueError(f"the sets must share channels and size (C x H x W), got {sorted(shapes)}")
     gen = torch.Generator().manual_seed(seed)
     shares = [batch_size // len(sets) + (i < batch_size % len(sets)) for i in range(len(sets))]
-    with torch.random.fork_rng():  # init and dropout from `seed`; the caller's global RNG is left alone
+    devices = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # init and dropout from `seed`; the caller's RNG is left alone
         torch.manual_seed(seed)
         model = DigitClassifier(sets[0][0].shape[1]).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)

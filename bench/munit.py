@@ -1,0 +1,568 @@
+"""MUNIT benchmark: MNIST <-> USPS class preservation over sampled styles, diversity, digit FID, training speed.
+
+What it does, in order (issue 4, "Benchmark"):
+
+1. Training speed, timed like bench/train_speed.py (``Trainer.train_step``: one forward, the dis and gen
+   updates; images/s = batch / median step time over ``--speed-steps`` steps after ``--speed-warmup``):
+   MUNIT next to UNIT at the digits size (each method's shipped digits config, batch 64, 32x32, MNIST:USPS),
+   and the official-code reference configuration for MUNIT (64x64, dim 32, 2 residual blocks, batch 8, the
+   rest MUNIT's defaults: 3-scale 4-layer discriminators of dim 64, LSGAN; synthetic 64 px RGB images), in
+   fp32 and in bf16 autocast + channels_last. The official MUNIT code ran that configuration at 3.7 images/s
+   on this kind of machine; the target is 1.3x that.
+2. Judges: a ``DigitClassifier`` per domain trained on that domain's real training digits with its labels
+   (``unpaired.metrics.digits.train_classifier``); they only score, never train the translator.
+   The digit feature network for "digit FID" (``ensure_feature_net``: MNIST + USPS training labels, 32x32
+   gray). Both are cached in ``--work`` (default runs/bench_munit, git-ignored) and reused by later runs.
+3. MUNIT trained on MNIST (a) <-> USPS (b) with the shipped ``munit_digits`` config (plus ``--set``
+   overrides), ``train.precision=auto`` (bf16 autocast where the CPU runs it natively) and channels_last
+   with bf16, for ``--steps`` steps or ``--minutes`` minutes, whichever comes first.
+4. Evaluation on the first ``--eval`` test digits of each source domain, with 8 style codes drawn once
+   from the prior N(0, I) (the same 8 for every input):
+   - class preservation per style: the share of translations that the target-domain judge labels as the
+     source digit's label; min and mean over the 8 styles. Target: min >= 0.95 for a -> b;
+   - diversity: mean pixel-L1 distance between the 8 translations of the same input, over all 28 pairs
+     (``mean_pairwise_distance``; pixel L1 because no VGG/LPIPS weights exist here; [-1, 1] units, 0..2).
+     Scale and floor: the same translator with one style repeated 8 times (a styles-ignoring translator;
+     exactly 0 up to rounding), and real target digits: 8 different real target test digits of the
+     input's class ("same class"), and of any class. "Clearly above zero" is defined as: diversity >= 0.1x
+     the real same-class diversity, i.e. the 8 styles vary a digit by at least a tenth of how much real
+     writers of the target domain vary it;
+   - style reconstruction error |E_t^s(G_t(c, s)) - s| (L1 per code element) for prior codes s; an
+     encoder that ignores the image and returns the prior mean scores sqrt(2/pi) = 0.80;
+   - digit FID (and KID) of translations vs real target test digits, with one of the 8 styles per input
+     (input i takes style i mod 8); floor reference: FID between two disjoint halves of the real target test
+     set; ceiling reference: the untranslated source digits vs the same real half. All three at equal set
+     sizes (FID is biased by the set size): n = min(--eval, half the target test set).
+5. edges2handbags samples (8 training images per side) at 64 px: a short smoke run of the shipped
+   ``munit_edges2handbags`` config that writes a grid of the test edges in 8 styles and reference-guided.
+
+Writes OUT/munit.json, OUT/munit.md, OUT/munit_styles.png (8-style digit translations) and
+OUT/munit_edges2handbags.png; OUT is --out (default bench/results). ``--quick`` runs every stage with tiny
+budgets to check the script end to end; its figures mean nothing, so it writes to a fresh temporary folder
+(never bench/results) and keeps its judges and feature network there.
+
+    python bench/munit.py [--minutes 7] [--steps N] [--eval 2000] [--threads 2] [--set KEY=VALUE ...]
+    python bench/munit.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+WORK = ROOT / "runs" / "bench_munit"
+sys.path.insert(0, str(ROOT / "bench"))
+SHARED_DATA = ROOT.parent / "shared" / "data"
+if "UNPAIRED_DATA" not in os.environ and SHARED_DATA.is_dir():
+    os.environ["UNPAIRED_DATA"] = str(SHARED_DATA)  # as the Makefile and the tests do
+
+OFFICIAL_MUNIT_64PX_IMAGES_PER_SECOND = 3.7
+SPEED_TARGET = 1.3
+KEPT_TARGET = 0.95
+DIVERSITY_RATIO_TARGET = 0.1
+STYLES = 8
+NAMES = {"a": "mnist", "b": "usps"}
+
+QUIET = ["train.progress=false", "train.tensorboard=false"]
+FAST = ["train.precision=bf16", "train.channels_last=true"]
+MUNIT_REFERENCE_64 = ["model.dim=32", "model.n_res=2", "data.image_size=64", "train.batch_size=8"]
+UNIT_REFERENCE_64 = ["model.dim=32", "model.n_res=2", "model.dis_dim=64", "model.dis_layers=4", "model.dis_scales=3",
+                     "model.gan_type=lsgan", "data.image_size=64", "train.batch_size=8"]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the config's, 5000)")
+    parser.add_argument("--minutes", type=float, default=7.0, help="training wall-time budget; 0: none")
+    parser.add_argument("--eval", type=int, default=2000, help="test digits per direction")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--judge-steps", type=int, default=600)
+    parser.add_argument("--feature-steps", type=int, default=1000,
+                        help="training steps of the digit FID network (cached in --work: delete it to retrain)")
+    parser.add_argument("--speed-steps", type=int, default=5)
+    parser.add_argument("--speed-warmup", type=int, default=2)
+    parser.add_argument("--handbags-steps", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0, help="style codes of the evaluation")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra config override for the digits run (repeatable)")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="run folders, cached judges and feature network (default runs/bench_munit)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny budgets to check the script end to end; writes to a temporary folder")
+    args = parser.parse_args()
+    if args.quick:
+        if args.out is not None and args.out.resolve() == RESULTS.resolve():
+            parser.error("--quick figures are not measurements: give --out another folder than bench/results")
+        args.out = args.out or Path(tempfile.mkdtemp(prefix="munit_quick_"))
+        args.work = args.work or args.out / "work"
+        args.steps, args.minutes, args.eval = 3, 0.0, min(args.eval, 64)
+        args.judge_steps, args.feature_steps, args.handbags_steps = 10, 10, 2
+        args.speed_steps, args.speed_warmup = 1, 1
+    args.out = args.out or RESULTS
+    args.work = args.work or WORK
+    return args
+
+
+# -- 1. training speed -------------------------------------------------------------------------------------------
+def time_case(method: str, config_files: list[str], overrides: list[str], source: str, steps: int, warmup: int,
+              run_dir: Path) -> dict:
+    from unpaired.config import build_config
+    from unpaired.training.trainer import Trainer
+
+    cfg = build_config(method, config_files, [f"data.source={source}", *QUIET, *overrides])
+    trainer = Trainer(cfg, run_dir)
+    times = []
+    for t in range(warmup + steps):
+        started = time.perf_counter()
+        trainer.train_step(trainer.batches[t])
+        if t >= warmup:
+            times.append(time.perf_counter() - started)
+    median = statistics.median(times)
+    batch = cfg.train.batch_size
+    return {"method": method, "config": config_files, "overrides": overrides, "batch_size": batch,
+            "image_size": cfg.data.image_size, "precision": trainer.precision, "median_step_s": round(median, 4),
+            "images_per_second": round(batch / median, 2)}
+
+
+def measure_speed(args: argparse.Namespace, work: Path) -> dict:
+    from train_speed import make_folder
+
+    synthetic = make_folder(work / "synthetic64", 64)
+    for side in "AB":  # a test split too, so the trainer's sample grids need no fallback
+        shutil.copytree(synthetic / f"train{side}", synthetic / f"test{side}")
+    cases = {}
+    for name, method, files, overrides, source in [
+        ("munit_digits32_b64_fp32", "munit", ["munit_digits"], [], "mnist:usps"),
+        ("munit_digits32_b64_bf16_cl", "munit", ["munit_digits"], FAST, "mnist:usps"),
+        ("unit_digits32_b64_fp32", "unit", ["unit_digits"], [], "mnist:usps"),
+        ("unit_digits32_b64_bf16_cl", "unit", ["unit_digits"], FAST, "mnist:usps"),
+        ("munit_ref64_b8_fp32", "munit", [], MUNIT_REFERENCE_64, str(synthetic)),
+        ("munit_ref64_b8_bf16_cl", "munit", [], MUNIT_REFERENCE_64 + FAST, str(synthetic)),
+        ("unit_ref64_b8_fp32", "unit", [], UNIT_REFERENCE_64, str(synthetic)),
+        ("unit_ref64_b8_bf16_cl", "unit", [], UNIT_REFERENCE_64 + FAST, str(synthetic)),
+    ]:
+        cases[name] = time_case(method, files, overrides, source, args.speed_steps, args.speed_warmup,
+                                work / "speed" / name)
+        print("speed", name, cases[name]["images_per_second"], "images/s", flush=True)
+    shutil.rmtree(work / "speed", ignore_errors=True)  # run folders of timed steps only: nothing to keep
+    shutil.rmtree(synthetic, ignore_errors=True)
+    ratio = {p: round(cases[f"munit_ref64_b8_{p}"]["images_per_second"] / OFFICIAL_MUNIT_64PX_IMAGES_PER_SECOND, 2)
+             for p in ("fp32", "bf16_cl")}
+    return {"cases": cases, "official_munit_ref64_images_per_second": OFFICIAL_MUNIT_64PX_IMAGES_PER_SECOND,
+            "munit_ref64_vs_official": ratio,
+            "munit_vs_unit_digits32": {p: round(cases[f"munit_digits32_b64_{p}"]["images_per_second"]
+                                                / cases[f"unit_digits32_b64_{p}"]["images_per_second"], 2)
+                                       for p in ("fp32", "bf16_cl")}}
+
+
+# -- 2. judges and the digit feature network ---------------------------------------------------------------------
+def cached_judge(name: str, images: torch.Tensor, labels: torch.Tensor, steps: int, work: Path) -> Any:
+    """``train_classifier`` on one real domain, cached as a plain state_dict in ``work``."""
+    from unpaired.metrics.digits import DigitClassifier, train_classifier
+    from unpaired.training.checkpoint import atomic_write
+
+    path = work / f"judge_{name}_{images.shape[-1]}px_{images.shape[1]}ch_{steps}steps_seed0.pt"
+    if path.is_file():
+        model = DigitClassifier(images.shape[1])
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.eval()
+    model = train_classifier(images, labels, steps=steps, seed=0)
+    atomic_write(path, lambda handle: torch.save(model.state_dict(), handle))
+    return model
+
+
+# -- 4. evaluation -----------------------------------------------------------------------------------------------
+def autocast(bf16: bool) -> AbstractContextManager:
+    return torch.autocast("cpu", torch.bfloat16) if bf16 else nullcontext()
+
+
+@torch.no_grad()
+def translate_styles(translator: Any, images: torch.Tensor, direction: str, codes: torch.Tensor, bf16: bool,
+                     batch: int = 250) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yields (start, B x K x C x H x W translations in [-1, 1]) for chunks of ``images`` (uint8)."""
+    from unpaired.metrics.digits import to_unit_range
+
+    for start in range(0, len(images), batch):
+        x = to_unit_range(images[start:start + batch])
+        with autocast(bf16):
+            out = translator.translate(x, direction, style=codes).float().clamp(-1, 1)
+        yield start, out.unflatten(0, (len(x), len(codes)))
+
+
+def real_diversity(target_images: torch.Tensor, target_labels: torch.Tensor, classes: torch.Tensor, k: int,
+                   seed: int) -> float:
+    """Mean pairwise pixel L1 within groups of k distinct real target images, one group per entry of
+    ``classes``: k images of that class, or of any class where the entry is -1."""
+    from unpaired.metrics.digits import to_unit_range
+    from unpaired.metrics.diversity import mean_pairwise_distance
+
+    gen = torch.Generator().manual_seed(seed)
+    by_class = {int(c): (target_labels == c).nonzero().flatten() for c in target_labels.unique()}
+    everything = torch.arange(len(target_images))
+    groups = []
+    for c in classes.tolist():
+        pool = by_class[int(c)] if c >= 0 else everything
+        groups.append(pool[torch.randperm(len(pool), generator=gen)[:k]])
+    return mean_pairwise_distance(to_unit_range(target_images[torch.stack(groups)]))
+
+
+def evaluate_direction(translator: Any, source: str, data: dict, judges: dict, feature_net: Any,
+                       codes: torch.Tensor, n: int, bf16: bool, seed: int) -> dict:
+    from unpaired.metrics.digits import digit_features, predict, to_unit_range
+    from unpaired.metrics.diversity import mean_pairwise_distance, style_reconstruction_error
+    from unpaired.metrics.frechet import frechet_distance, kernel_inception_distance
+
+    target = "b" if source == "a" else "a"
+    direction = f"{source}2{target}"
+    images, labels = data[source]["test"].images[:n], data[source]["test"].labels[:n]
+    k = len(codes)
+    started = time.perf_counter()
+    kept = torch.zeros(k)
+    distance_sum, one_style = 0.0, []
+    for start, out in translate_styles(translator, images, direction, codes, bf16):
+        b = len(out)
+        predicted = predict(judges[target], out.flatten(0, 1)).view(b, k)
+        kept += (predicted == labels[start:start + b, None]).float().sum(0)
+        distance_sum += mean_pairwise_distance(out) * b
+        one_style.append(out[torch.arange(b), torch.arange(start, start + b) % k])
+    kept /= n
+    fixed = next(translate_styles(translator, images[:100], direction, codes[:1].repeat(k, 1), bf16, 100))[1]
+    real = data[target]["test"]
+    diversity = {
+        "munit_8_styles": distance_sum / n,
+        "one_style_repeated": mean_pairwise_distance(fixed),
+        "real_target_same_class": real_diversity(real.images, real.labels, labels, k, seed),
+        "real_target_any_class": real_diversity(real.images, real.labels, torch.full((n,), -1), k, seed + 1),
+    }
+    diversity["ratio_to_real_same_class"] = diversity["munit_8_styles"] / diversity["real_target_same_class"]
+    with autocast(bf16):
+        style_error = style_reconstruction_error(translator, to_unit_range(images[:250]), direction, k=k,
+                                                 seed=seed + 2)
+    # digit FID / KID at equal set sizes: translations, and untranslated sources, vs one real half; halves vs halves
+    m = min(n, len(real.images) // 2)
+    features = {
+        "translations": digit_features(feature_net, torch.cat(one_style)[:m]),
+        "sources": digit_features(feature_net, images[:m]),
+        "real_half_1": digit_features(feature_net, real.images[:m]),
+        "real_half_2": digit_features(feature_net, real.images[m:2 * m]),
+    }
+    reference = features["real_half_2"]
+    kid_size = min(1000, m)
+    fid = {name: frechet_distance(features[name], reference) for name in ("translations", "real_half_1", "sources")}
+    kid = {name: kernel_inception_distance(features[name], reference, subsets=100, subset_size=kid_size, seed=seed)
+           for name in ("translations", "real_half_1", "sources")}
+    return {
+        "direction": f"{NAMES[source]}->{NAMES[target]}", "inputs": n,
+        "kept_per_style": [round(float(v), 4) for v in kept],
+        "kept_min": round(float(kept.min()), 4), "kept_mean": round(float(kept.mean()), 4),
+        "diversity_pixel_l1": {key: round(value, 4) for key, value in diversity.items()},
+        "style_reconstruction_l1": round(style_error, 4),
+        "digit_fid": {"set_size": m, "translations_vs_real": round(fid["translations"], 3),
+                      "real_vs_real_floor": round(fid["real_half_1"], 3),
+                      "untranslated_source_vs_real": round(fid["sources"], 3)},
+        "digit_kid": {"subset_size": kid_size, "subsets": 100,
+                      **{f"{label}": [round(kid[name][0], 5), round(kid[name][1], 5)]
+                         for label, name in (("translations_vs_real", "translations"),
+                                             ("real_vs_real_floor", "real_half_1"),
+                                             ("untranslated_source_vs_real", "sources"))}},
+        "eval_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def digit_grid(translator: Any, data: dict, codes: torch.Tensor, bf16: bool, path: Path) -> Path:
+    """Rows: one test digit of each class per column, then its translation in each of the 8 styles; both ways."""
+    from unpaired.training.images import save_grid
+
+    rows: dict[str, torch.Tensor] = {}
+    for source, target in (("a", "b"), ("b", "a")):
+        test = data[source]["test"]
+        picks = [int((test.labels == c).nonzero()[0]) for c in range(10) if (test.labels == c).any()]
+        images = test.images[picks]
+        _, out = next(translate_styles(translator, images, f"{source}2{target}", codes, bf16))
+        rows[NAMES[source]] = images.float() / 127.5 - 1
+        for s in range(len(codes)):
+            rows[f"{NAMES[target]} s{s + 1}"] = out[:, s]
+    return save_grid(rows, path)
+
+
+# -- 5. edges2handbags smoke -------------------------------------------------------------------------------------
+def handbags_smoke(args: argparse.Namespace, work: Path, bf16: bool, out_dir: Path) -> dict:
+    from unpaired.config import build_config
+    from unpaired.data import data_root, list_images
+    from unpaired.inference import load
+    from unpaired.training.images import save_grid
+    from unpaired.training.logging import read_metrics
+    from unpaired.training.trainer import Trainer
+
+    folder = data_root() / "edges2handbags_samples"
+    if not (folder / "trainA").is_dir():
+        print(f"skipping the edges2handbags smoke run: {folder} not found", flush=True)
+        return {"skipped": f"{folder} not found"}
+    steps = args.handbags_steps
+    overrides = [f"data.source={folder}", "data.image_size=64", "data.load_size=64", "data.num_workers=0",
+                 f"train.max_steps={steps}", f"train.checkpoint_every={steps}", f"train.sample_every={steps}",
+                 f"train.precision={'bf16' if bf16 else 'fp32'}", f"train.channels_last={str(bf16).lower()}", *QUIET]
+    cfg = build_config("munit", ["munit_edges2handbags"], overrides)
+    result = Trainer(cfg, work / "edges2handbags").fit()
+    translator = load(result.checkpoint, device="cpu")
+    def prepared(side: str, domain: str) -> torch.Tensor:
+        images = []
+        for path in list_images(folder / side)[0][:8]:
+            with Image.open(path) as image:
+                images.append(translator.prepare(image, "a2b", 64, domain=domain))
+        return torch.cat(images)
+
+    x, refs = prepared("testA", "a"), prepared("testB", "b")
+    codes = translator.method.sample_styles(STYLES, args.seed)
+    with autocast(bf16), torch.no_grad():
+        styled = translator.translate(x, "a2b", style=codes).float().unflatten(0, (len(x), STYLES))
+        guided = translator.method.nets["gen"]["b"].decode(translator.method.encode_content("a", x),
+                                                           translator.method.encode_style("b", refs)).float()
+    rows = {"edges": x, **{f"style {s + 1}": styled[:, s] for s in range(STYLES)}, "ref photo": refs,
+            "ref style": guided}
+    grid = save_grid({k: v.clamp(-1, 1) for k, v in rows.items()}, out_dir / "munit_edges2handbags.png")
+    last = read_metrics(result.run_dir)[-1]
+    losses = {k: round(v, 4) for k, v in last.items() if k.startswith("total/")}
+    return {"steps": result.step, "image_size": 64, "batch_size": cfg.train.batch_size,
+            "train_seconds": round(result.seconds, 1), "images_per_second": round(result.images_per_second, 2),
+            "final_totals": losses, "finite": all(math.isfinite(v) for v in losses.values()),
+            "grid": grid.name, "run_dir": str(result.run_dir)}
+
+
+# -- main --------------------------------------------------------------------------------------------------------
+def main() -> None:
+    from train_speed import _cpu_name
+
+    from unpaired.config import build_config
+    from unpaired.data import data_root, open_digits
+    from unpaired.inference import load
+    from unpaired.metrics.digits import accuracy, ensure_feature_net
+    from unpaired.training.logging import read_metrics
+    from unpaired.training.trainer import Trainer, resolve_precision
+
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    bench_started = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    work = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=args.work))  # this run's folders
+    bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
+    results: dict[str, Any] = {
+        "command": "python bench/munit.py " + " ".join(sys.argv[1:]),
+        "quick": args.quick,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+                    "native_bf16": bf16, "torch": torch.__version__, "python": platform.python_version()},
+    }
+
+    # 1. speed
+    started = time.perf_counter()
+    results["speed"] = measure_speed(args, work)
+    results["speed"]["seconds"] = round(time.perf_counter() - started, 1)
+
+    # 2. data, judges, feature network
+    root = data_root()
+    data = {d: {split: open_digits(NAMES[d], root, split, 32, 1) for split in ("train", "test")} for d in "ab"}
+    started = time.perf_counter()
+    judges = {d: cached_judge(NAMES[d], data[d]["train"].images, data[d]["train"].labels, args.judge_steps,
+                              args.work) for d in "ab"}
+    feature_net = ensure_feature_net(args.work, root, ("mnist", "usps"), 32, 1, steps=args.feature_steps)
+    results["judges"] = {
+        "steps": args.judge_steps,
+        "accuracy_on_real_test": {NAMES[d]: round(accuracy(judges[d], data[d]["test"].images,
+                                                           data[d]["test"].labels), 4) for d in "ab"},
+    }
+    results["feature_net"] = {k: feature_net.info.get(k) for k in ("sets", "image_size", "channels", "steps",
+                                                                     "test_accuracy")}
+    results["judges_and_feature_net_seconds"] = round(time.perf_counter() - started, 1)
+    print("judges", results["judges"], "feature net", results["feature_net"], flush=True)
+
+    # 3. train MUNIT on MNIST <-> USPS
+    overrides = ["data.source=mnist:usps", "train.precision=auto", f"train.channels_last={str(bf16).lower()}",
+                 *QUIET, *([f"train.max_steps={args.steps}"] if args.steps else []),
+                 *([f"train.max_minutes={args.minutes}"] if args.minutes else []), *args.overrides]
+    cfg = build_config("munit", ["munit_digits"], overrides)
+    print(f"training MUNIT on MNIST <-> USPS: up to {cfg.train.max_steps} steps"
+          + (f" or {args.minutes} minutes" if args.minutes else ""), flush=True)
+    result = Trainer(cfg, work / "digits").fit()
+    last = read_metrics(result.run_dir)[-1]
+    results["training"] = {
+        "config": "munit_digits", "overrides": overrides, "precision": resolve_precision("auto", torch.device("cpu")),
+        "channels_last": bf16, "batch_size": cfg.train.batch_size, "image_size": cfg.data.image_size,
+        "steps": result.step, "max_steps": cfg.train.max_steps, "max_minutes": args.minutes or None,
+        "stopped_by": result.stopped_by, "seconds": round(result.seconds, 1),
+        "images_per_second": round(result.images_per_second, 2),
+        "final_losses": {k: round(v, 4) for k, v in last.items() if k.startswith(("loss/", "total/"))},
+        "run_dir": str(result.run_dir),
+    }
+    print("training", {k: results["training"][k] for k in ("steps", "seconds", "images_per_second")}, flush=True)
+
+    # 4. evaluation
+    translator = load(result.checkpoint, device="cpu")
+    translator.method.to(memory_format=torch.channels_last if bf16 else torch.contiguous_format)
+    codes = translator.method.sample_styles(STYLES, args.seed)
+    results["evaluation"] = {"styles": STYLES, "style_seed": args.seed, "autocast_bf16": bf16, "directions": {}}
+    for source in "ab":
+        n = min(args.eval, len(data[source]["test"].images))
+        report = evaluate_direction(translator, source, data, judges, feature_net, codes, n, bf16, args.seed)
+        results["evaluation"]["directions"][report["direction"]] = report
+        print("eval", report, flush=True)
+    digit_grid(translator, data, codes, bf16, args.out / "munit_styles.png")
+
+    # 5. edges2handbags smoke
+    results["edges2handbags_smoke"] = handbags_smoke(args, work, bf16, args.out)
+    print("edges2handbags", results["edges2handbags_smoke"], flush=True)
+
+    results["targets"] = targets(results)
+    results["total_seconds"] = round(time.perf_counter() - bench_started, 1)
+    results["run_folder"] = str(work)
+    (args.out / "munit.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "munit.md").write_text(render(results))
+    print(render(results))
+    print(f"wrote {args.out / 'munit.json'}, {args.out / 'munit.md'}, {args.out / 'munit_styles.png'}", flush=True)
+
+
+def targets(r: dict) -> dict:
+    a2b = r["evaluation"]["directions"]["mnist->usps"]
+    ratio = r["speed"]["munit_ref64_vs_official"]
+    best = max(ratio.values())
+    return {
+        "class_preservation_mnist_to_usps_min_over_styles": {"value": a2b["kept_min"], "target": KEPT_TARGET,
+                                                              "met": a2b["kept_min"] >= KEPT_TARGET},
+        "diversity_ratio_to_real_same_class_mnist_to_usps": {
+            "value": a2b["diversity_pixel_l1"]["ratio_to_real_same_class"], "target": DIVERSITY_RATIO_TARGET,
+            "met": a2b["diversity_pixel_l1"]["ratio_to_real_same_class"] >= DIVERSITY_RATIO_TARGET},
+        "speed_vs_official_munit_ref64": {"value": best, "target": SPEED_TARGET, "met": best >= SPEED_TARGET,
+                                          "fp32": ratio["fp32"], "bf16_cl": ratio["bf16_cl"]},
+    }
+
+
+def _yes(met: bool) -> str:
+    return "**met**" if met else "**not met**"
+
+
+def render(r: dict) -> str:
+    m, t, tr = r["machine"], r["targets"], r["training"]
+    kept = t["class_preservation_mnist_to_usps_min_over_styles"]
+    spread = t["diversity_ratio_to_real_same_class_mnist_to_usps"]
+    fast = t["speed_vs_official_munit_ref64"]
+    ev = r["evaluation"]["directions"]
+    lines = ["# MUNIT on MNIST <-> USPS (CPU)", ""]
+    if r["quick"]:
+        lines += ["> **`--quick` run: tiny budgets that only check the script end to end. These figures are NOT "
+                  "measurements.**", ""]
+    lines += [
+        f"Command: `{r['command']}`  ", f"Date: {r['date']}  ",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, native bf16: {m['native_bf16']}, "
+        f"torch {m['torch']}  ",
+        f"Whole benchmark: {r['total_seconds'] / 60:.1f} min", "",
+        "## Targets", "",
+        "| target | measured | goal | |", "|---|---|---|---|",
+        f"| class preservation MNIST->USPS, min over 8 styles | {kept['value']} | >= {KEPT_TARGET} | "
+        f"{_yes(kept['met'])} |",
+        f"| diversity clearly above zero: 8-style diversity / real same-class diversity (MNIST->USPS) | "
+        f"{spread['value']:.3f} | >= {DIVERSITY_RATIO_TARGET} | {_yes(spread['met'])} |",
+        f"| training speed vs official MUNIT at 64x64 dim 32 2 res batch 8 ({OFFICIAL_MUNIT_64PX_IMAGES_PER_SECOND} "
+        f"images/s) | {fast['value']}x (fp32 {fast['fp32']}x, bf16+cl {fast['bf16_cl']}x) | >= {SPEED_TARGET}x | "
+        f"{_yes(fast['met'])} |", "",
+        "## Training (MNIST a <-> USPS b, 32x32 gray)", "",
+        f"Config `munit_digits` + `{' '.join(tr['overrides'])}`: batch {tr['batch_size']}, precision {tr['precision']}"
+        f"{' + channels_last' if tr['channels_last'] else ''}; {tr['steps']} steps (stopped by {tr['stopped_by']}) in "
+        f"{tr['seconds'] / 60:.1f} min, {tr['images_per_second']} images/s overall (sampling and checkpoints "
+        "included).", "",
+        f"Judges (trained on each real domain's training digits, {r['judges']['steps']} steps) on real test digits: "
+        + ", ".join(f"{k} {v}" for k, v in r["judges"]["accuracy_on_real_test"].items()) + ".  ",
+        f"Digit FID feature network ({r['feature_net']['steps']} steps on MNIST + USPS train, balanced batches) on "
+        f"real test digits: " + ", ".join(f"{k} {v}" for k, v in (r["feature_net"]["test_accuracy"] or {}).items())
+        + ".", "",
+        "## Class preservation per style", "",
+        f"Share of the translations of the first {next(iter(ev.values()))['inputs']} test digits that the target "
+        "judge labels as the source label, for each of 8 style codes drawn once from N(0, I).", "",
+        "| direction | " + " | ".join(f"s{i + 1}" for i in range(STYLES)) + " | min | mean |",
+        "|---|" + "---|" * (STYLES + 2),
+    ]
+    for name, e in ev.items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in e["kept_per_style"])
+                     + f" | {e['kept_min']:.3f} | {e['kept_mean']:.3f} |")
+    lines += [
+        "", "## Diversity (mean pixel L1 between outputs, [-1, 1] units)", "",
+        "| direction | 8 styles of one input | one style repeated 8x | 8 real target digits, same class | "
+        "8 real target digits, any class | ratio to same class |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, e in ev.items():
+        d = e["diversity_pixel_l1"]
+        lines.append(f"| {name} | {d['munit_8_styles']:.4f} | {d['one_style_repeated']:.4f} | "
+                     f"{d['real_target_same_class']:.4f} | {d['real_target_any_class']:.4f} | "
+                     f"{d['ratio_to_real_same_class']:.3f} |")
+    lines += [
+        "", "Pixel L1 stands in for LPIPS (no VGG weights here). \"Clearly above zero\" = at least "
+        f"{DIVERSITY_RATIO_TARGET}x the spread of real same-class target digits; a translator that ignores the "
+        "style scores the 'one style repeated' column (0 up to rounding).", "",
+        "## Style reconstruction and digit FID", "",
+        "| direction | style recon. L1 (prior-mean guess: 0.80) | FID translations vs real | "
+        "FID real vs real (floor) | FID untranslated source vs real | KID translations | KID floor | set size |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, e in ev.items():
+        f, k = e["digit_fid"], e["digit_kid"]
+        lines.append(f"| {name} | {e['style_reconstruction_l1']} | {f['translations_vs_real']} | "
+                     f"{f['real_vs_real_floor']} | {f['untranslated_source_vs_real']} | "
+                     f"{k['translations_vs_real'][0]:.4f} +- {k['translations_vs_real'][1]:.4f} | "
+                     f"{k['real_vs_real_floor'][0]:.4f} +- {k['real_vs_real_floor'][1]:.4f} | {f['set_size']} |")
+    lines += [
+        "", "Digit FID: Frechet distance of the digit feature network's 128 pooled features "
+        "(`unpaired.metrics.digits.digit_fid`); translations use style i mod 8 for input i; every FID of a row is "
+        "against the same half of the real target test set, at the same set size. KID: mean +- std over 100 "
+        "subsets (polynomial kernel, unbiased).", "",
+        "## Training speed (`Trainer.train_step`, median of timed steps after warm-up)", "",
+        "| case | method | batch | size | precision | median step (s) | images/s |", "|---|---|---|---|---|---|---|",
+    ]
+    for name, c in r["speed"]["cases"].items():
+        lines.append(f"| {name} | {c['method']} | {c['batch_size']} | {c['image_size']} | {c['precision']}"
+                     f"{' + cl' if 'train.channels_last=true' in c['overrides'] else ''} | {c['median_step_s']} | "
+                     f"{c['images_per_second']} |")
+    s = r["speed"]
+    lines += [
+        "", f"MUNIT / UNIT images/s at 32x32 batch 64: fp32 {s['munit_vs_unit_digits32']['fp32']}, bf16+cl "
+        f"{s['munit_vs_unit_digits32']['bf16_cl']}. Official MUNIT code at 64x64, dim 32, 2 res, batch 8: "
+        f"{s['official_munit_ref64_images_per_second']} images/s.", "",
+    ]
+    h = r["edges2handbags_smoke"]
+    if "skipped" in h:
+        lines += ["## edges2handbags smoke run", "", f"Skipped: {h['skipped']}.", ""]
+    else:
+        lines += [
+            "## edges2handbags smoke run (64 px, 8 training images per side)", "",
+            f"`munit_edges2handbags` at 64 px, batch {h['batch_size']}: {h['steps']} steps in {h['train_seconds']} s "
+            f"({h['images_per_second']} images/s); final totals {h['final_totals']} (finite: {h['finite']}). Grid: "
+            f"`{h['grid']}` (test edges; 8 prior styles; test photos as references and the reference-guided "
+            "outputs). A smoke check of the pipeline, not a quality figure.", "",
+        ]
+    lines += ["8-style digit translations: `munit_styles.png` (columns: one test digit per class; rows: the source, "
+              "then styles 1-8).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
