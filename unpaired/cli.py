@@ -1,4 +1,4 @@
-"""The ``unpaired`` command line: train, translate, demo, data.
+"""The ``unpaired`` command line: train, translate, eval, demo, data.
 
 Every command reports bad input as one line ``error: <file or key>: <problem>`` on stderr and exits
 non-zero; nothing is overwritten silently.
@@ -45,7 +45,8 @@ def cli() -> None:
 @click.option("--data", "data", default=None,
               help="Training data: a folder holding trainA/ trainB/ (and testA/ testB/ for sample grids), or "
                    "'X:Y' where X and Y are digit-set names (mnist, usps, svhn) or image folders, e.g. "
-                   "mnist:usps. Digit sets are read from $UNPAIRED_DATA. Same as --set data.source=...")
+                   "mnist:usps, or pairs:DIR[@0.8] for aligned A|B images (pix2pix layout) used unpaired. "
+                   "Digit sets are read from $UNPAIRED_DATA. Same as --set data.source=...")
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Run folder to create (must not exist or be empty). Gets config.yaml, checkpoints/, "
                    "samples/, metrics.jsonl and tensorboard/.")
@@ -264,6 +265,58 @@ def atomic_json(path: Path, payload: dict) -> None:
 
     text = json.dumps(payload, indent=2).encode()
     atomic_write(path, lambda handle: handle.write(text))
+
+
+@cli.group("eval")
+def eval_group() -> None:
+    """Score trained checkpoints."""
+
+
+@eval_group.command("paired")
+@click.option("--checkpoint", "checkpoint", required=True, type=click.Path(path_type=Path, exists=True),
+              help="Checkpoint file, or a run folder (its latest checkpoint is used).")
+@click.option("--data", "data", required=True,
+              help="Aligned pairs (pix2pix layout: A on the left half, B on the right): a folder (every image), "
+                   "or pairs:DIR[@0.8] for the hold-out part that training on the same spec left out.")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
+              help="a2b translates the left halves and compares with the right ones; b2a the reverse.")
+@click.option("--size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Evaluation size: the source half is translated at SIZE x SIZE and the ground truth resized to it.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N images.")
+@click.option("--deltas", default="5,10,20", show_default=True,
+              help="Pixel-accuracy thresholds on the 0-255 scale, comma-separated (the GcGAN paper reports 5).")
+@click.option("--gt-resize", type=click.Choice(["linear", "area"]), default="linear", show_default=True,
+              help="How the ground truth is resized: bilinear without antialiasing (the GcGAN script) or box "
+                   "average (better far below 256 px).")
+@click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder for report.json, report.md, per_image.csv and examples.png (default: print only).")
+@click.option("--overwrite", is_flag=True, help="Replace report files that already exist in --out.")
+@click.option("--device", default="auto", show_default=True, help="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+@click.option("--no-ema", is_flag=True, help="Use the live generator weights even if the run kept EMA weights.")
+def eval_paired(checkpoint: Path, data: str, direction: str, size: int, limit: int | None, deltas: str,
+                gt_resize: str, out: Path | None, overwrite: bool, device: str, no_ema: bool) -> None:
+    """RMSE and pixel accuracy of translations against aligned ground truth (GcGAN's maps protocol)."""
+    from unpaired.data import data_root
+    from unpaired.data.paired import pair_files
+    from unpaired.inference import load
+    from unpaired.metrics.paired import check_outputs, evaluate_pairs, parse_deltas, write_report
+
+    thresholds = parse_deltas(deltas)
+    if out is not None:
+        check_outputs(out, overwrite)  # before the work, not after
+    folder, indices, described = pair_files(data, data_root())
+    translator = load(checkpoint, device=device, use_ema=not no_ema)
+    if direction not in translator.method.directions:
+        raise ConfigError(f"{checkpoint}: this {translator.config.method} model is one-sided, it translates "
+                          f"{', '.join(translator.method.directions)} only, not --direction {direction}")
+    report = evaluate_pairs(translator, folder, direction, size, indices, thresholds, gt_resize, limit,
+                            data=described, checkpoint=checkpoint, progress=True)
+    h, w = report.size
+    click.echo(f"{report.method} step {report.step}, {direction}, {len(report.rows)} images of {described} "
+               f"at {w}x{h} (ground truth: {gt_resize})\n{report.table()}")
+    if out is not None:
+        for path in write_report(report, out, overwrite).values():
+            click.echo(f"wrote {path}")
 
 
 @cli.group()

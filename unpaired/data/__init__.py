@@ -18,6 +18,7 @@ from .digits import (
 )
 from .download import RESOURCES, Resource, download, md5sum
 from .errors import DataError
+from .paired import PairedFolderSource, open_pairs
 from .resolve import DomainPair, open_domains
 from .sources import (
     DATA_ENV,
@@ -39,6 +40,7 @@ __all__ = [
     "DomainPair",
     "FolderSource",
     "ImageSource",
+    "PairedFolderSource",
     "Resource",
     "TensorSource",
     "data_root",
@@ -51,5 +53,6 @@ __all__ = [
     "missing_files",
     "open_digits",
     "open_domains",
+    "open_pairs",
     "read_idx",
 ]

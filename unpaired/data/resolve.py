@@ -4,7 +4,8 @@ One short string covers the common cases, so a user never writes a data config b
 
 * ``path/to/horse2zebra`` -- a folder in the CycleGAN layout: ``trainA/ trainB/`` (and ``testA/ testB/``);
 * ``mnist:usps`` -- two named digit sets;
-* ``photos/:paintings/`` -- two plain folders of images (one domain each), which can be mixed with digit sets.
+* ``photos/:paintings/`` -- two plain folders of images (one domain each), which can be mixed with digit sets;
+* ``pairs:maps/train@0.8`` -- aligned A|B images (pix2pix layout) used unpaired; see :mod:`unpaired.data.paired`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ FORMS = (
     "  --data path/to/horse2zebra    a folder holding trainA/ and trainB/ (and testA/, testB/)\n"
     "  --data mnist:usps             two named digit sets (" + ", ".join(sorted(DIGIT_SETS)) + ")\n"
     "  --data photos/:paintings/     two folders of images, one per domain (a digit set may replace either)\n"
+    "  --data pairs:maps/train@0.8   aligned A|B images (pix2pix layout): first 80% train (A and B from disjoint\n"
+    "                                files), last 20% test\n"
     f"Relative folders are looked up in the current folder, then in the data root (${DATA_ENV})."
 )
 
@@ -129,6 +132,10 @@ def open_domains(
     spec = spec.strip()
     if not spec:
         raise DataError(f"--data is empty.\n{FORMS}")
+    if spec.lower().startswith("pairs:"):
+        from .paired import open_pairs
+
+        return open_pairs(spec, split, image_size=image_size, channels=channels, root=root, on_bad_image=on_bad_image)
 
     folder = None if spec.lower() in DIGIT_SETS else _find_folder(spec, root)
     if folder is not None:

@@ -1,0 +1,50 @@
+"""bench/leaderboard.py's bookkeeping (the training runs themselves are exercised by `--quick`, not here)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import leaderboard
+
+
+def test_quick_mode_never_writes_to_bench_results(tmp_path):
+    args = leaderboard.parse_args(["--quick"])
+    assert args.out != leaderboard.RESULTS and args.out.is_dir()
+    assert args.digit_steps < 10 and args.maps_steps < 10 and args.seeds == [0]
+    args.out.rmdir()
+    with pytest.raises(SystemExit):
+        leaderboard.parse_args(["--quick", "--out", str(leaderboard.RESULTS)])
+    full = leaderboard.parse_args(["--seeds", "0,1", "--both-precisions", "none", "--parts", "maps"])
+    assert full.out == leaderboard.RESULTS and full.seeds == [0, 1] and full.both_precisions == []
+    assert full.parts == ["maps"]
+    with pytest.raises(SystemExit):
+        leaderboard.parse_args(["--both-precisions", "pix2pix"])
+
+
+def test_every_run_gets_the_same_budget_and_schedule():
+    overrides = leaderboard.run_overrides(1000, seed=3)
+    expected = {"train.max_steps=1000", "optim.decay_start=500", "train.seed=3", "train.sample_every=1000"}
+    assert expected <= set(overrides)
+
+
+def test_summaries_and_the_gcgan_cyclegan_ordering():
+    summary = leaderboard.summarise([{"steps": 4, "rmse": 2.0}], ["steps", "rmse", "digit_fid"])
+    assert summary == {"steps": 4, "rmse": 2.0} and isinstance(summary["steps"], int)
+    assert leaderboard.summarise([{"x": 1.0}, {"x": 2.0}], ["x"]) == {"x": 1.5, "x_std": 0.5}
+
+    def run(rmse: list[float], acc: list[float]) -> dict:
+        return {"per_image": {f"{i}.jpg": {"rmse": r, "acc_5": a, "acc_10": a, "acc_20": a}
+                              for i, (r, a) in enumerate(zip(rmse, acc, strict=True))}}
+
+    gcgan, cyclegan = run([1.0, 2.0, 3.0], [0.5, 0.6, 0.7]), run([3.0, 4.1, 5.0], [0.5, 0.6, 0.7])
+    order = leaderboard.ordering([gcgan], [cyclegan])
+    assert order["rmse"]["gcgan_minus_cyclegan"] == pytest.approx(-2.0333, abs=1e-4)
+    assert order["rmse"]["verdict"] == "GcGAN better" and order["rmse"]["images"] == 3
+    assert order["acc_5"]["verdict"] == "no clear difference" and order["acc_5"]["gcgan_at_least_as_good"]
+    worse = leaderboard.ordering([cyclegan], [gcgan])
+    assert worse["rmse"]["verdict"] == "GcGAN worse" and not worse["rmse"]["gcgan_at_least_as_good"]
