@@ -63,7 +63,8 @@ def main() -> None:
 
     runs = {}
     work = Path(tempfile.mkdtemp())
-    for name, overrides in [("fp32", []), ("bf16_cl", ["train.precision=bf16", "train.channels_last=true"])]:
+    for name, overrides in [("fp32", ["train.precision=fp32", "train.channels_last=false"]),
+                            ("bf16_cl", ["train.precision=bf16", "train.channels_last=true"])]:
         cfg = build_config("unit", ["unit_digits"], ["data.source=mnist:usps", f"train.max_steps={args.steps}",
                                                      "train.progress=false", "train.tensorboard=false",
                                                      f"train.checkpoint_every={args.steps}", *overrides])
@@ -107,7 +108,7 @@ def render(r: dict) -> str:
         f"Command: `{r['command']}`  ", f"Date: {r['date']}  ",
         f"Machine: {r['machine']['cpu']}, {r['machine']['threads']} threads, torch {r['machine']['torch']}", "",
         f"Same config (`unit_digits`, batch 64, 32x32), seed and {r['steps']} steps. Class preservation on the first "
-        f"{r['eval_digits_per_direction']} test digits of each domain; judges are classifiers trained on the real "
+        f"{r['eval_digits_per_direction']} test digits of each domain, one seed; judges are classifiers trained on the real "
         f"target domain (accuracy on real test digits: MNIST {r['judge_accuracy_on_real_test']['mnist_test']}, "
         f"USPS {r['judge_accuracy_on_real_test']['usps_test']}).", "",
         "| precision | steps | MNIST->USPS kept | USPS->MNIST kept | gen total | dis total |",

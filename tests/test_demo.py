@@ -36,5 +36,6 @@ def test_demo_end_to_end_on_tiny_digits(tmp_path, monkeypatch):
     assert load_checkpoint(run, method="unit")["step"] == 3
     assert str(run / "samples") in stdout and "MNIST -> USPS" in stdout
     scores = json.loads((run / "demo_scores.json").read_text())
-    assert set(scores) == {"judge_accuracy_mnist", "judge_accuracy_usps", "kept_mnist_to_usps", "kept_usps_to_mnist"}
+    assert set(scores) == {"judge_accuracy_mnist", "judge_accuracy_usps", "kept_mnist_to_usps", "kept_usps_to_mnist",
+                           "untranslated_mnist_to_usps", "untranslated_usps_to_mnist"}
     assert all(0.0 <= v <= 1.0 for v in scores.values())

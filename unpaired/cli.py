@@ -249,8 +249,10 @@ def demo(out: Path, minutes: float, overrides: tuple[str, ...], judge_steps: int
     if scores is not None:
         click.echo(f"  class kept by translation (judges trained on real digits, test accuracy MNIST "
                    f"{scores['judge_accuracy_mnist']:.3f}, USPS {scores['judge_accuracy_usps']:.3f}):\n"
-                   f"    MNIST -> USPS {scores['kept_mnist_to_usps']:.3f}, "
-                   f"USPS -> MNIST {scores['kept_usps_to_mnist']:.3f}   ({run_dir / 'demo_scores.json'})")
+                   f"    MNIST -> USPS {scores['kept_mnist_to_usps']:.3f} "
+                   f"(untranslated MNIST digits: {scores['untranslated_mnist_to_usps']:.3f}), "
+                   f"USPS -> MNIST {scores['kept_usps_to_mnist']:.3f} "
+                   f"(untranslated: {scores['untranslated_usps_to_mnist']:.3f})   ({run_dir / 'demo_scores.json'})")
     click.echo(f"  sample grid (rows x_a, x_ab, x_aba, x_b, x_ba, x_bab): {result.grid}")
     click.echo(f"  checkpoint:  {result.checkpoint}")
     click.echo(f"  loss log:    {run_dir / 'metrics.jsonl'}   (tensorboard --logdir {run_dir / 'tensorboard'})")

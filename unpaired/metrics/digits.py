@@ -104,9 +104,12 @@ def score_digit_translation(translator: object, root: object, names: tuple[str, 
               for i, d in enumerate("ab")}
     for source, target in (("a", "b"), ("b", "a")):
         images, labels = test[source].images[:count], test[source].labels[:count]
-        key = f"kept_{names['ab'.index(source)]}_to_{names['ab'.index(target)]}"
-        scores[key] = class_preservation(lambda x, d=f"{source}2{target}": translator.translate(x, d),  # type: ignore[attr-defined]
-                                         images, labels, judges[target])
+        pair = f"{names['ab'.index(source)]}_to_{names['ab'.index(target)]}"
+        scores[f"kept_{pair}"] = class_preservation(
+            lambda x, d=f"{source}2{target}": translator.translate(x, d),  # type: ignore[attr-defined]
+            images, labels, judges[target])
+        # the same judge on the untranslated source digits: what doing nothing would score
+        scores[f"untranslated_{pair}"] = accuracy(judges[target], images, labels)
     return scores
 
 
