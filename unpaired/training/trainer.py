@@ -369,7 +369,8 @@ class Trainer:
         grid: Path | None = None
         stopped_by = "max_steps"
         bar = tqdm(total=train.max_steps, initial=self.step, disable=not (train.progress and main), unit="step",
-                   dynamic_ncols=True, desc=f"{self.cfg.method} -> {self.run_dir.name}")
+                   dynamic_ncols=True, desc=f"{self.cfg.method} -> {self.run_dir.name}"
+                   + (f" ({train.max_minutes:g} min budget)" if train.max_minutes else ""))
         previous_handlers = self._catch_stop_signals()
         try:
             if self.step == 0 and main:
