@@ -103,15 +103,15 @@ def main() -> None:
 
 
 def render(r: dict) -> str:
+    judges = r["judge_accuracy_on_real_test"]
     lines = [
         "# bf16 autocast vs fp32: UNIT quality on MNIST <-> USPS", "",
         f"Command: `{r['command']}`  ", f"Date: {r['date']}  ",
         f"Machine: {r['machine']['cpu']}, {r['machine']['threads']} threads, torch {r['machine']['torch']}", "",
         f"Same config (`unit_digits`, batch 64, 32x32), seed and {r['steps']} steps. Class preservation on the first "
         f"{r['eval_digits_per_direction']} test digits of each domain, one seed; judges are classifiers trained on "
-        f"the real target domain (accuracy on real test digits: "
-        f"MNIST {r['judge_accuracy_on_real_test']['mnist_test']}, USPS {r['judge_accuracy_on_real_test']['usps_test']}).",
-        "",
+        f"the real target domain (accuracy on real test digits: MNIST {judges['mnist_test']}, "
+        f"USPS {judges['usps_test']}).", "",
         "| precision | steps | MNIST->USPS kept | USPS->MNIST kept | gen total | dis total |",
         "|---|---|---|---|---|---|",
     ]
