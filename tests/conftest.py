@@ -38,9 +38,10 @@ def need_data(*relative: str) -> Path:
 TINY = [
     "model.dim=8", "model.n_res=2", "model.dis_dim=8", "model.dis_layers=2", "model.dis_scales=2",
     "data.image_size=16", "train.batch_size=2", "train.num_samples=3", "train.progress=false",
-    "train.tensorboard=false",
+    "train.tensorboard=false", "train.precision=fp32", "train.channels_last=false",
 ]
-"""--set overrides on top of the shipped unit_digits config: a UNIT small enough for a step in milliseconds."""
+"""--set overrides on top of the shipped unit_digits config: a UNIT small enough for a step in milliseconds, in
+fp32 whatever the config picks for the machine, so exactness tests compare like with like."""
 
 
 def shape_image(rng, size: tuple[int, int], domain: str):
