@@ -90,7 +90,7 @@ MAPS_COMMON = ["optim.lr=0.0002", "optim.beta1=0.5", "optim.weight_decay=0.0", "
 """The official CycleGAN/GcGAN/DistanceGAN optimiser and data settings, stated for all three (DistanceGAN has
 no maps config)."""
 FAST = ["train.precision=bf16", "train.channels_last=true"]
-PRECISIONS = {"fp32": [], "bf16_cl": FAST}
+PRECISIONS = {"fp32": ["train.precision=fp32", "train.channels_last=false"], "bf16_cl": FAST}  # explicit
 SPEED_REFERENCE = ["data.image_size=64", "data.load_size=64", "train.batch_size=8", "model.n_res=9"]
 QUIET = ["train.progress=false", "train.tensorboard=false"]
 

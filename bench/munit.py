@@ -83,6 +83,7 @@ NAMES = {"a": "mnist", "b": "usps"}
 
 QUIET = ["train.progress=false", "train.tensorboard=false"]
 FAST = ["train.precision=bf16", "train.channels_last=true"]
+FP32 = ["train.precision=fp32", "train.channels_last=false"]  # explicit: a config may pick bf16 by itself
 MUNIT_REFERENCE_64 = ["model.dim=32", "model.n_res=2", "data.image_size=64", "train.batch_size=8"]
 UNIT_REFERENCE_64 = ["model.dim=32", "model.n_res=2", "model.dis_dim=64", "model.dis_layers=4", "model.dis_scales=3",
                      "model.gan_type=lsgan", "data.image_size=64", "train.batch_size=8"]
@@ -151,13 +152,13 @@ def measure_speed(args: argparse.Namespace, work: Path) -> dict:
         shutil.copytree(synthetic / f"train{side}", synthetic / f"test{side}")
     cases = {}
     for name, method, files, overrides, source in [
-        ("munit_digits32_b64_fp32", "munit", ["munit_digits"], [], "mnist:usps"),
+        ("munit_digits32_b64_fp32", "munit", ["munit_digits"], FP32, "mnist:usps"),
         ("munit_digits32_b64_bf16_cl", "munit", ["munit_digits"], FAST, "mnist:usps"),
-        ("unit_digits32_b64_fp32", "unit", ["unit_digits"], [], "mnist:usps"),
+        ("unit_digits32_b64_fp32", "unit", ["unit_digits"], FP32, "mnist:usps"),
         ("unit_digits32_b64_bf16_cl", "unit", ["unit_digits"], FAST, "mnist:usps"),
-        ("munit_ref64_b8_fp32", "munit", [], MUNIT_REFERENCE_64, str(synthetic)),
+        ("munit_ref64_b8_fp32", "munit", [], MUNIT_REFERENCE_64 + FP32, str(synthetic)),
         ("munit_ref64_b8_bf16_cl", "munit", [], MUNIT_REFERENCE_64 + FAST, str(synthetic)),
-        ("unit_ref64_b8_fp32", "unit", [], UNIT_REFERENCE_64, str(synthetic)),
+        ("unit_ref64_b8_fp32", "unit", [], UNIT_REFERENCE_64 + FP32, str(synthetic)),
         ("unit_ref64_b8_bf16_cl", "unit", [], UNIT_REFERENCE_64 + FAST, str(synthetic)),
     ]:
         cases[name] = time_case(method, files, overrides, source, args.speed_steps, args.speed_warmup,
