@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import copy
-import io
-import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,10 +11,11 @@ import torch
 import torch.nn.functional as F
 from conftest import TINY, make_image_folders, tiny_config
 from PIL import Image
+from test_cli import run_cli, sets
 from torch import nn
 
 import unpaired
-from unpaired.cli import EXIT_ERROR, main
+from unpaired.cli import EXIT_ERROR
 from unpaired.config import build_config
 from unpaired.inference import UnsupportedOptionError
 from unpaired.losses.perceptual import domain_invariant_perceptual, instance_normalized_distance
@@ -636,21 +633,6 @@ def test_style_reconstruction_error_and_diversity_on_hand_made_methods():
 
 
 # -------------------- Python API and command line
-
-
-def run_cli(*args: object) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with mock.patch.object(sys, "argv", ["unpaired", *map(str, args)]), redirect_stdout(out), redirect_stderr(err):
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
-
-
-def sets(*overrides: str) -> list[str]:
-    return [a for s in overrides for a in ("--set", s)]
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from unpaired.registry import Registry
 Batch = dict[str, Tensor]
 Step = dict[str, Any]
 
+DOMAINS = ("a", "b")
 DIRECTIONS = ("a2b", "b2a")
 
 

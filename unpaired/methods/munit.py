@@ -52,6 +52,7 @@ from torch import Tensor, nn
 from unpaired.losses.perceptual import domain_invariant_perceptual
 from unpaired.losses.reconstruction import l1
 from unpaired.methods.base import (
+    DOMAINS,
     METHODS,
     Batch,
     Method,
@@ -68,7 +69,6 @@ from unpaired.nn.blocks import ConvBlock, init_weights
 from unpaired.nn.decoders import UpsamplingDecoder
 from unpaired.nn.encoders import DownsamplingEncoder
 
-DOMAINS = ("a", "b")
 PAIRS = (("a", "b"), ("b", "a"))  # (source, target) of the two translations
 
 

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from unpaired.losses.reconstruction import kl_standard_normal, l1
 from unpaired.methods.base import (
+    DOMAINS,
     METHODS,
     Batch,
     Method,
@@ -49,8 +50,6 @@ from unpaired.methods.base import (
 from unpaired.nn.blocks import ResBlocks, init_weights
 from unpaired.nn.decoders import UpsamplingDecoder
 from unpaired.nn.encoders import DownsamplingEncoder
-
-DOMAINS = ("a", "b")
 
 
 @dataclass
