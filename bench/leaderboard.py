@@ -69,12 +69,8 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT / "bench"))
-SHARED_DATA = ROOT.parent / "shared" / "data"
-if "UNPAIRED_DATA" not in os.environ and SHARED_DATA.is_dir():
-    os.environ["UNPAIRED_DATA"] = str(SHARED_DATA)  # as the Makefile and the tests do
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, cpu_name, median_step_seconds
 
 OFFICIAL_CYCLEGAN_64PX_IMAGES_PER_SECOND = 1.35
 SPEED_TARGET = 1.5
@@ -264,17 +260,11 @@ def speed_part(args: argparse.Namespace, work: Path) -> dict:
     for precision, extra in PRECISIONS.items():
         cfg = build_config("cyclegan", ["cyclegan_256"], [f"data.source={data}", *SPEED_REFERENCE, *QUIET, *extra])
         trainer = Trainer(cfg, work / f"speed_{precision}")
-        times = []
-        for t in range(args.speed_warmup + args.speed_steps):
-            started = time.perf_counter()
-            trainer.train_step(trainer.batches[t])
-            if t >= args.speed_warmup:
-                times.append(time.perf_counter() - started)
-        median = statistics.median(times)
+        median = median_step_seconds(trainer, args.speed_steps, args.speed_warmup)
         batch = cfg.train.batch_size
         cases[precision] = {"median_step_s": round(median, 4), "images_per_second": round(batch / median, 3),
                             "vs_official": round(batch / median / OFFICIAL_CYCLEGAN_64PX_IMAGES_PER_SECOND, 2),
-                            "timed_steps": len(times), "overrides": SPEED_REFERENCE + extra}
+                            "timed_steps": args.speed_steps, "overrides": SPEED_REFERENCE + extra}
         print("speed", precision, cases[precision], flush=True)
         del trainer
     return {"config": "cyclegan_256 + " + " ".join(SPEED_REFERENCE), "batch_size": 8, "image_size": 64,
@@ -423,15 +413,13 @@ def _pm(run: dict, key: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from train_speed import _cpu_name
-
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict = {
         "command": "python bench/leaderboard.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version()},
         "seconds": {},
     }

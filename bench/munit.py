@@ -54,7 +54,6 @@ import math
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -66,13 +65,10 @@ from typing import Any
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, ROOT, cpu_name, median_step_seconds
+
 WORK = ROOT / "runs" / "bench_munit"
-sys.path.insert(0, str(ROOT / "bench"))
-SHARED_DATA = ROOT.parent / "shared" / "data"
-if "UNPAIRED_DATA" not in os.environ and SHARED_DATA.is_dir():
-    os.environ["UNPAIRED_DATA"] = str(SHARED_DATA)  # as the Makefile and the tests do
 
 OFFICIAL_MUNIT_64PX_IMAGES_PER_SECOND = 3.7
 SPEED_TARGET = 1.3
@@ -131,13 +127,7 @@ def time_case(method: str, config_files: list[str], overrides: list[str], source
 
     cfg = build_config(method, config_files, [f"data.source={source}", *QUIET, *overrides])
     trainer = Trainer(cfg, run_dir)
-    times = []
-    for t in range(warmup + steps):
-        started = time.perf_counter()
-        trainer.train_step(trainer.batches[t])
-        if t >= warmup:
-            times.append(time.perf_counter() - started)
-    median = statistics.median(times)
+    median = median_step_seconds(trainer, steps, warmup)
     batch = cfg.train.batch_size
     return {"method": method, "config": config_files, "overrides": overrides, "batch_size": batch,
             "image_size": cfg.data.image_size, "precision": trainer.precision, "median_step_s": round(median, 4),
@@ -351,8 +341,6 @@ def handbags_smoke(args: argparse.Namespace, work: Path, bf16: bool, out_dir: Pa
 
 # -- main --------------------------------------------------------------------------------------------------------
 def main() -> None:
-    from train_speed import _cpu_name
-
     from unpaired.config import build_config
     from unpaired.data import data_root, open_digits
     from unpaired.inference import load
@@ -372,7 +360,7 @@ def main() -> None:
         "command": "python bench/munit.py " + " ".join(sys.argv[1:]),
         "quick": args.quick,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
                     "native_bf16": bf16, "torch": torch.__version__, "python": platform.python_version()},
     }
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import platform
 import shutil
 import sys
@@ -25,17 +24,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT / "bench"))
-SHARED_DATA = ROOT.parent / "shared" / "data"
-if "UNPAIRED_DATA" not in os.environ and SHARED_DATA.is_dir():
-    os.environ["UNPAIRED_DATA"] = str(SHARED_DATA)  # as the Makefile and the tests do
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, cpu_name
 
 
 def main() -> None:
-    from train_speed import _cpu_name
-
     from unpaired.config import build_config
     from unpaired.data import data_root, open_digits
     from unpaired.inference import load
@@ -91,7 +84,7 @@ def main() -> None:
     results = {
         "command": "python bench/precision_quality.py " + " ".join(sys.argv[1:]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": _cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "machine": {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
                     "python": platform.python_version()},
         "steps": args.steps, "eval_digits_per_direction": args.eval,
         "judge_accuracy_on_real_test": {k: round(v, 4) for k, v in judge_accuracy.items()},

@@ -24,19 +24,18 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, ROOT, cpu_name, median_step_seconds
+
 OFFICIAL_64PX_IMAGES_PER_SECOND = 3.9
 OFFICIAL_256PX_PEAK_GB = 4.4
 
@@ -71,13 +70,7 @@ def time_case(config_files: list[str], overrides: list[str], size: int, steps: i
               work: Path) -> dict:
     trainer = build_trainer(config_files, overrides, size, work)
     batch_size = trainer.cfg.train.batch_size
-    times = []
-    for t in range(warmup + steps):
-        started = time.perf_counter()
-        trainer.train_step(trainer.batches[t])
-        if t >= warmup:
-            times.append(time.perf_counter() - started)
-    median = statistics.median(times)
+    median = median_step_seconds(trainer, steps, warmup)
     return {"batch_size": batch_size, "image_size": size, "median_step_s": round(median, 4),
             "images_per_second": round(batch_size / median, 2), "overrides": overrides}
 
@@ -108,7 +101,7 @@ def main() -> None:
     results: dict = {
         "command": "python bench/train_speed.py " + " ".join(sys.argv[1:]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version()},
         "official_reference": {"images_per_second_64px_batch8": OFFICIAL_64PX_IMAGES_PER_SECOND,
                                "peak_gb_256px_batch1": OFFICIAL_256PX_PEAK_GB},
@@ -177,16 +170,6 @@ def render(results: dict) -> str:
         " process's ru_maxrss over 4 steps (2 at batch 8), in a fresh process. Steps include data decoding.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

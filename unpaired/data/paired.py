@@ -27,12 +27,12 @@ from PIL import Image
 
 from .errors import DataError
 from .sources import (
-    BAD_IMAGE_POLICIES,
     IMAGE_EXTENSIONS,
     FolderSource,
     _reason,
     _resize_short_side,
     _to_array,
+    check_source_options,
     list_images,
 )
 
@@ -142,12 +142,7 @@ class PairedFolderSource(FolderSource):
                  indices: list[int] | None = None, on_bad_image: str = "fail") -> None:
         if side not in SIDES:
             raise ValueError(f"side must be 'a' (left halves) or 'b' (right halves), got {side!r}")
-        if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-        if on_bad_image not in BAD_IMAGE_POLICIES:
-            raise ValueError(f"on_bad_image must be one of {BAD_IMAGE_POLICIES}, got {on_bad_image!r}")
-        if load_size is not None and load_size < 1:
-            raise ValueError(f"load_size must be a positive number of pixels, got {load_size!r}")
+        check_source_options(channels, load_size, on_bad_image)
         self.folder = Path(folder)
         self.side = side
         self.name = f"{self.folder} [{SIDES[side]} halves]"

@@ -216,6 +216,16 @@ def _resize_short_side(im: Image.Image, size: int) -> Image.Image:
     return im.resize(new, Image.Resampling.BICUBIC)
 
 
+def check_source_options(channels: int, load_size: int | None, on_bad_image: str) -> None:
+    """Validate the options every folder-backed source takes (ValueError naming the bad one)."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    if on_bad_image not in BAD_IMAGE_POLICIES:
+        raise ValueError(f"on_bad_image must be one of {BAD_IMAGE_POLICIES}, got {on_bad_image!r}")
+    if load_size is not None and load_size < 1:
+        raise ValueError(f"load_size must be a positive number of pixels, got {load_size!r}")
+
+
 class FolderSource(ImageSource):
     """The images directly inside one folder (one domain), decoded on access.
 
@@ -236,12 +246,7 @@ class FolderSource(ImageSource):
         load_size: int | None = None,
         on_bad_image: str = "fail",
     ) -> None:
-        if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-        if on_bad_image not in BAD_IMAGE_POLICIES:
-            raise ValueError(f"on_bad_image must be one of {BAD_IMAGE_POLICIES}, got {on_bad_image!r}")
-        if load_size is not None and load_size < 1:
-            raise ValueError(f"load_size must be a positive number of pixels, got {load_size!r}")
+        check_source_options(channels, load_size, on_bad_image)
         self.folder = Path(folder)
         self.name = str(self.folder)
         self.channels = channels
