@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY, make_image_folders, tiny_config
+from conftest import TINY, assert_identical, make_image_folders, tiny_config
 from PIL import Image
 from test_cli import run_cli, sets
 from torch import nn
@@ -458,21 +458,6 @@ def _fit(data, run, *overrides, resume=False) -> Trainer:
     return trainer
 
 
-def _assert_identical(a, b, where="state"):
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b), f"{where}: keys {set(a) ^ set(b)}"
-        for key in a:
-            _assert_identical(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_identical(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
-
-
 def test_resume_equals_uninterrupted_run(tmp_path):
     """Random styles come from the training RNG, which checkpoints restore: 4 steps == 2 + 2 exactly."""
     data = make_image_folders(tmp_path / "data", size=(20, 16))
@@ -481,10 +466,10 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     _fit(data, tmp_path / "split", *extra, "train.max_steps=2")
     resumed = _fit(data, tmp_path / "split", *extra, "train.max_steps=4", resume=True)
     assert resumed.step == straight.step == 4
-    _assert_identical(straight.state_dict(), resumed.state_dict())  # nets, EMA, optimisers, schedules, RNG
+    assert_identical(straight.state_dict(), resumed.state_dict())  # nets, EMA, optimisers, schedules, RNG
     a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "split")
     a.pop("path"), b.pop("path")
-    _assert_identical(a, b, "checkpoint")
+    assert_identical(a, b, "checkpoint")
     strip = [{k: v for k, v in r.items() if not k.startswith("speed/")} for r in read_metrics(tmp_path / "split")]
     assert strip == [{k: v for k, v in r.items() if not k.startswith("speed/")}
                      for r in read_metrics(tmp_path / "straight")]

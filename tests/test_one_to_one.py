@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_image_folders
+from conftest import assert_identical, make_image_folders
 from test_cli import assert_error, run_cli, sets
-from test_training import assert_identical
 
 import unpaired
 from unpaired.config import build_config, to_object, weights_dict

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_image_folders, tiny_config
+from conftest import TINY, assert_identical, make_image_folders, tiny_config
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -48,22 +48,6 @@ def fit(data: Path, run: Path, *overrides: str, resume: bool = False) -> Trainer
     trainer = Trainer(tiny_config(data, *RUN, *overrides), run, resume=resume)
     trainer.fit()
     return trainer
-
-
-def assert_identical(a, b, where: str = "state") -> None:
-    """Exact equality of nested dicts/lists of tensors and plain values."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b), f"{where}: keys {set(a) ^ set(b)}"
-        for key in a:
-            assert_identical(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_identical(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 def losses(run: Path) -> list[dict]:
