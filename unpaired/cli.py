@@ -1,4 +1,4 @@
-"""The ``unpaired`` command line: train, translate, eval, demo, data.
+"""The ``unpaired`` command line: train, translate, clusters, eval, demo, data.
 
 Every command reports bad input as one line ``error: <file or key>: <problem>`` on stderr and exits
 non-zero; nothing is overwritten silently.
@@ -13,6 +13,11 @@ from pathlib import Path
 import click
 
 from unpaired.config import ConfigError, build_config
+
+# the adaptation variants, named here without importing torch (the CLI starts fast)
+VARIANTS_CLI = ("source_only", "translated", "translated_self_ensembling", "self_ensembling", "discriminator_head",
+                "target_supervised")
+DEFAULT_VARIANTS_CLI = ("source_only", "translated", "translated_self_ensembling", "target_supervised")
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -46,7 +51,8 @@ def cli() -> None:
               help="Training data: a folder holding trainA/ trainB/ (and testA/ testB/ for sample grids), or "
                    "'X:Y' where X and Y are digit-set names (mnist, usps, svhn) or image folders, e.g. "
                    "mnist:usps, or pairs:DIR[@0.8] for aligned A|B images (pix2pix layout) used unpaired. "
-                   "Digit sets are read from $UNPAIRED_DATA. Same as --set data.source=...")
+                   "Digit sets are read from $UNPAIRED_DATA. Methods that learn from one mixed collection (tunit) "
+                   "take one folder of images or of sub-folders of images. Same as --set data.source=...")
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Run folder to create (must not exist or be empty). Gets config.yaml, checkpoints/, "
                    "samples/, metrics.jsonl and tensorboard/.")
@@ -126,9 +132,12 @@ def train(method: str | None, data: str | None, out: Path | None, configs: tuple
                    "random styles, written as NAME_interp.png.")
 @click.option("--seed", type=int, default=None,
               help="Seed of the random styles (default: a fresh one per command, shared by every input).")
+@click.option("--domain", type=click.IntRange(min=0), default=None,
+              help="Methods that discover domains (TUNIT): translate into pseudo domain J, with its average style "
+                   "(see `unpaired clusters RUN` for what each domain holds).")
 def translate(checkpoint: Path, input_path: Path, output: Path, direction: str, size: int | None,
               keep_size: bool, device: str, no_ema: bool, overwrite: bool, on_bad_image: str, styles: int | None,
-              reference: Path | None, interpolate: int | None, seed: int | None) -> None:
+              reference: Path | None, interpolate: int | None, seed: int | None, domain: int | None) -> None:
     """Translate images with a trained checkpoint."""
     from tqdm import tqdm
 
@@ -137,12 +146,13 @@ def translate(checkpoint: Path, input_path: Path, output: Path, direction: str, 
 
     translator = load(checkpoint, device=device, use_ema=not no_ema)
     options = {name: value for name, value in (("styles", styles), ("reference", reference),
-                                               ("interpolate", interpolate), ("seed", seed)) if value is not None}
+                                               ("interpolate", interpolate), ("seed", seed), ("domain", domain))
+               if value is not None}
     translator.check_options(options)  # e.g. "method unit has no styles"
     if direction not in translator.method.directions:  # a one-sided model translates one way only
         raise ConfigError(f"{checkpoint}: this {translator.config.method} model is one-sided, it translates "
                           f"{', '.join(translator.method.directions)} only, not --direction {direction}")
-    chosen = [f"--{name}" for name in ("styles", "reference", "interpolate") if name in options]
+    chosen = [f"--{name}" for name in ("styles", "reference", "interpolate", "domain") if name in options]
     if len(chosen) > 1:
         raise ConfigError(f"{' and '.join(chosen)} exclude each other; give one")
     if seed is None and chosen and "seed" in translator.method.translate_options:
@@ -321,6 +331,56 @@ def eval_paired(checkpoint: Path, data: str, direction: str, size: int, limit: i
             click.echo(f"wrote {path}")
 
 
+@eval_group.command("adaptation")
+@click.option("--source", default="mnist", show_default=True,
+              help="Labelled source domain: mnist, usps, svhn, an .h5 file in the USPS layout, or a folder with "
+                   "train/<class>/ and test/<class>/ image folders. Only its labels train the classifiers.")
+@click.option("--target", default="usps", show_default=True,
+              help="Target domain, same forms as --source. Its labels only score the test set (and train the "
+                   "target_supervised upper-limit row).")
+@click.option("--method", default="unit", show_default=True, help="Translator method.")
+@click.option("--config", "config", default=None, help="Translator config (default: METHOD_digits).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Translator config overrides.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Folder for translator/, report.json, report.md and examples.png. Running again into the same "
+                   "folder reuses a finished translator and resumes a killed one.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the translator, the classifiers and the validation split.")
+@click.option("--size", "image_size", type=click.IntRange(min=8), default=28, show_default=True,
+              help="Image side (CoGAN/UNIT use 28 for MNIST<->USPS).")
+@click.option("--translator-minutes", type=float, default=8.0, show_default=True,
+              help="Translator training budget (0: steps only).")
+@click.option("--translator-steps", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Translator training steps (whichever of steps and minutes ends first).")
+@click.option("--classifier-steps", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Training steps of each classifier row.")
+@click.option("--variants", default=",".join(DEFAULT_VARIANTS_CLI), show_default=True,
+              help="Classifier rows, comma-separated, from: " + ", ".join(VARIANTS_CLI) + ".")
+@click.option("--fid-steps", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Training steps of the digit feature network for the digit FID (0: no FID).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images of each split.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Arithmetic of the translator and the classifiers (auto: bf16 where the CPU or GPU has it).")
+@click.option("--device", default="auto", show_default=True, help="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+def eval_adaptation(source: str, target: str, method: str, config: str | None, overrides: tuple[str, ...], out: Path,
+                    seed: int, image_size: int, translator_minutes: float, translator_steps: int,
+                    classifier_steps: int, variants: str, fid_steps: int, limit: int | None, precision: str,
+                    device: str) -> None:
+    """UNIT's domain-adaptation protocol: target test accuracy of classifiers trained with source labels only,
+    helped by translation, next to the no-adaptation and target-supervised rows."""
+    from unpaired.metrics.adaptation import AdaptationSettings, markdown_report, run_adaptation
+
+    settings = AdaptationSettings(
+        source=source, target=target, method=method, config=config, overrides=list(overrides),
+        image_size=image_size, translator_steps=translator_steps, translator_minutes=translator_minutes or None,
+        classifier_steps=classifier_steps, variants=[v.strip() for v in variants.split(",") if v.strip()],
+        seed=seed, precision=precision, limit=limit, fid_steps=fid_steps)
+    settings.check()
+    report = run_adaptation(settings, out, device=device)
+    click.echo(markdown_report(report).split("\n\nData:")[0])
+    click.echo(f"\nwrote {out / 'report.json'}, {out / 'report.md'}")
+
+
 @cli.group()
 def data() -> None:
     """Inspect, check and download data sets."""
@@ -357,6 +417,53 @@ def data_download(names: tuple[str, ...], root: Path | None) -> None:
     for name in names:
         for path in download(name, root or data_root()):
             click.echo(str(path))
+
+
+@cli.command("clusters")
+@click.argument("run", type=click.Path(path_type=Path, exists=True))
+@click.option("--data", "data", default=None,
+              help="The collection to assign (default: the run's own data.source).")
+@click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder for domains.png, styles_pca.png and clusters.json (default: RUN/clusters).")
+@click.option("--per-domain", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Representative images per pseudo domain in domains.png (the most confidently assigned).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Assign only the first N images.")
+@click.option("--score-folders", is_flag=True,
+              help="Also score the assignment against the sub-folder names of the collection (majority mapping, "
+                   "as the TUNIT paper); the names are read for this score only.")
+@click.option("--overwrite", is_flag=True, help="Replace the files of an earlier report in --out.")
+@click.option("--device", default="auto", show_default=True, help="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+@click.option("--no-ema", is_flag=True, help="Use the live weights even if the run kept EMA weights.")
+def clusters(run: Path, data: str | None, out: Path | None, per_domain: int, limit: int | None, score_folders: bool,
+             overwrite: bool, device: str, no_ema: bool) -> None:
+    """Show the domains a TUNIT run discovered: representative images per domain and a 2-D map of the style
+    codes (RUN: a run folder or a checkpoint file)."""
+    from unpaired.clusters import write_cluster_report
+    from unpaired.data import open_collection
+    from unpaired.inference import load
+    from unpaired.training.checkpoint import CheckpointError
+
+    translator = load(run, device=device, use_ema=not no_ema)
+    if not getattr(translator.method, "single_domain", False):
+        raise CheckpointError(f"{run}: a {translator.config.method} model; `unpaired clusters` needs a model that "
+                              "discovers the domains of one mixed collection (method tunit)")
+    out = out or (run if run.is_dir() else run.parent.parent) / "clusters"
+    written = [name for name in ("domains.png", "styles_pca.png", "clusters.json") if (out / name).exists()]
+    if written and not overwrite:
+        raise ConfigError(f"{out}: already holds {', '.join(written)}; pass --overwrite or choose another --out")
+    cfg = translator.config.data
+    collection = open_collection(data or cfg.source, "train", image_size=cfg.load_size or cfg.image_size,
+                                 channels=translator.channels("a"), on_bad_image="skip",
+                                 label_fraction=1.0 if score_folders else 0.0).a
+    report = write_cluster_report(translator, collection, out, per_domain, limit, score_folders=score_folders,
+                                  checkpoint=run)
+    shares = ", ".join(f"{j}: {n}" for j, n in enumerate(report["counts"]) if n)
+    click.echo(f"{report['images']} images in {sum(1 for n in report['counts'] if n)} of {report['k']} pseudo "
+               f"domains ({shares})")
+    if "folder_accuracy" in report:
+        score = report["folder_accuracy"]
+        click.echo(f"agreement with the sub-folder names (majority mapping): {score['accuracy']:.4f}")
+    click.echo(f"wrote {out / 'domains.png'}, {out / 'styles_pca.png'}, {out / 'clusters.json'}")
 
 
 def main() -> None:

@@ -6,20 +6,24 @@ Everything the rest of the package needs is re-exported here, so callers write
 
 from __future__ import annotations
 
+from .collection import CollectionSource
 from .digits import (
     DIGIT_CHANNELS,
     DIGIT_SETS,
+    is_labelled_set,
     load_mnist,
     load_svhn,
     load_usps,
     missing_files,
     open_digits,
+    open_labelled,
+    read_digit_h5,
     read_idx,
 )
 from .download import RESOURCES, Resource, download, md5sum
 from .errors import DataError
 from .paired import PairedFolderSource, open_pairs
-from .resolve import DomainPair, open_domains
+from .resolve import DomainPair, open_collection, open_domains
 from .sources import (
     DATA_ENV,
     IMAGE_EXTENSIONS,
@@ -36,6 +40,7 @@ __all__ = [
     "DIGIT_SETS",
     "IMAGE_EXTENSIONS",
     "RESOURCES",
+    "CollectionSource",
     "DataError",
     "DomainPair",
     "FolderSource",
@@ -45,14 +50,18 @@ __all__ = [
     "TensorSource",
     "data_root",
     "download",
+    "is_labelled_set",
     "list_images",
     "load_mnist",
     "load_svhn",
     "load_usps",
     "md5sum",
     "missing_files",
+    "open_collection",
     "open_digits",
     "open_domains",
+    "open_labelled",
     "open_pairs",
+    "read_digit_h5",
     "read_idx",
 ]

@@ -24,10 +24,13 @@ from .sources import DATA_ENV, TensorSource
 __all__ = [
     "DIGIT_CHANNELS",
     "DIGIT_SETS",
+    "is_labelled_set",
     "load_mnist",
     "load_svhn",
     "load_usps",
     "open_digits",
+    "open_labelled",
+    "read_digit_h5",
     "read_idx",
 ]
 
@@ -139,7 +142,14 @@ def load_mnist(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
-def _usps_from_h5(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+def read_digit_h5(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled images from an HDF5 file in the Kaggle USPS layout: groups ``train/`` and ``test/``, each with
+    ``data`` and ``target``.
+
+    ``data`` is ``N x side*side`` (flattened square gray images, as in usps.h5), ``N x H x W`` or
+    ``N x H x W x C``; float values are taken to lie in [0, 1], integers in 0-255. ``target`` holds N integer
+    labels. Returns uint8 images (``N x H x W`` or ``N x C x H x W``) and int64 labels.
+    """
     import h5py
 
     try:
@@ -155,16 +165,26 @@ def _usps_from_h5(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
                     f"{path}: group {split!r} must hold datasets 'data' and 'target'; "
                     f"it holds {', '.join(g.keys()) or 'nothing'}"
                 )
-            data = np.asarray(g["data"][()], dtype=np.float32)
+            data = np.asarray(g["data"][()])
             target = np.asarray(g["target"][()]).reshape(-1)
     except OSError as e:
         raise DataError(f"{path}: cannot read the HDF5 file ({e}); it may be damaged, get it again") from e
-    if data.ndim != 2 or data.shape[1] != 256 or data.shape[0] != target.shape[0]:
+    side = round(float(np.sqrt(data.shape[1]))) if data.ndim == 2 else 0
+    layout_ok = (data.ndim == 2 and side * side == data.shape[1]) or data.ndim == 3 or (
+        data.ndim == 4 and data.shape[3] in (1, 3))
+    if not layout_ok or data.shape[0] != target.shape[0] or data.shape[0] == 0:
         raise DataError(
-            f"{path}: {split}/data has shape {data.shape} and {split}/target {target.shape}; "
-            "expected N x 256 and N (16x16 images, Kaggle USPS layout)"
+            f"{path}: {split}/data has shape {data.shape} and {split}/target {target.shape}; expected N images "
+            "(N x side*side flattened gray, N x H x W or N x H x W x C) and N labels"
         )
-    images = np.clip(np.rint(data * 255.0), 0, 255).astype(np.uint8).reshape(-1, 16, 16)
+    if not np.issubdtype(target.dtype, np.number) or np.any(target < 0) or np.any(target != np.round(target)):
+        raise DataError(f"{path}: {split}/target must hold non-negative integer labels")
+    scale = 255.0 if np.issubdtype(data.dtype, np.floating) else 1.0
+    images = np.clip(np.rint(data.astype(np.float32) * scale), 0, 255).astype(np.uint8)
+    if data.ndim == 2:
+        images = images.reshape(-1, side, side)
+    elif data.ndim == 4:
+        images = images.transpose(0, 3, 1, 2)
     return images, target.astype(np.int64)
 
 
@@ -233,7 +253,7 @@ def load_usps(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     folder = Path(root) / "usps"
     h5 = folder / "usps.h5"
     if h5.is_file():
-        return _usps_from_h5(h5, split)
+        return read_digit_h5(h5, split)
     name = USPS_LIBSVM[split]
     p = _find(folder, [name, name[: -len(".bz2")]])
     if p is None:
@@ -335,3 +355,83 @@ def open_digits(
     if channels == 3 and x.shape[1] == 1:  # after resizing: less to resize
         x = x.repeat(1, 3, 1, 1)
     return TensorSource(x, torch.from_numpy(labels), name=f"{key}/{split}")
+
+
+# -- labelled digit sets beyond the named ones: the user's own files ------------------------------------------
+H5_SUFFIXES = (".h5", ".hdf5")
+
+
+def class_folder_split(folder: Path, split: str) -> Path | None:
+    """``folder/split`` when ``folder`` is in the class-folder layout (``split/<class>/`` image folders)."""
+    sub = Path(folder) / split
+    if sub.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in sub.iterdir()):
+        return sub
+    return None
+
+
+def is_labelled_set(text: str, root: Path | None = None) -> bool:
+    """Whether ``text`` names a labelled digit set: a named set, an HDF5 file in the USPS layout, or a folder
+    with ``train/<class>/`` sub-folders (looked up as given, then under ``root``)."""
+    if text.lower() in DIGIT_SETS:
+        return True
+    for p in (Path(text).expanduser(), Path(root or ".") / text):
+        if p.is_file() and p.suffix.lower() in H5_SUFFIXES:
+            return True
+        if p.is_dir() and class_folder_split(p, "train") is not None:
+            return True
+    return False
+
+
+def load_class_folders(folder: Path, split: str, image_size: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images of ``folder/split/<class>/``, resized to ``image_size`` square: uint8 ``N x C x H x W`` and labels.
+
+    Class folders named by integers get those integers as labels (``0/ ... 9/``); otherwise the sorted folder
+    names are numbered from 0. Every class folder must hold at least one image.
+    """
+    from .sources import FolderSource
+
+    sub = class_folder_split(folder, split)
+    if sub is None:
+        raise DataError(f"{folder}: has no {split}/ folder with one sub-folder of images per class "
+                        f"(expected {folder}/{split}/<class>/*.png)")
+    classes = sorted(p.name for p in sub.iterdir() if p.is_dir() and not p.name.startswith("."))
+    numeric = all(c.isdigit() for c in classes)
+    images, labels = [], []
+    for index, name in enumerate(classes):
+        source = FolderSource(sub / name, channels=channels)
+        label = int(name) if numeric else index
+        for i in range(len(source)):
+            x = source[i].unsqueeze(0)
+            if x.shape[-2:] != (image_size, image_size):
+                x = F.interpolate(x.float(), size=(image_size, image_size), mode="bilinear", align_corners=False,
+                                  antialias=True).round_().clamp_(0, 255).to(torch.uint8)
+            images.append(x)
+            labels.append(label)
+    return torch.cat(images), torch.tensor(labels, dtype=torch.int64)
+
+
+def open_labelled(text: str, root: Path, split: str, image_size: int, channels: int | None = None) -> TensorSource:
+    """A labelled digit domain as a TensorSource: a named set (:func:`open_digits`), an HDF5 file in the USPS
+    layout (:func:`read_digit_h5`) or a class-folder tree (:func:`load_class_folders`)."""
+    if text.lower() in DIGIT_SETS:
+        return open_digits(text, root, split, image_size, channels)
+    _check_split(text, split)
+    path = next((p for p in (Path(text).expanduser(), Path(root) / text) if p.exists()), None)
+    if path is None:
+        raise DataError(f"{text}: neither a named digit set ({', '.join(sorted(DIGIT_SETS))}) nor an existing "
+                        f"file or folder (looked in {Path(text).expanduser().absolute()} and {Path(root) / text})")
+    if path.is_file():
+        if path.suffix.lower() not in H5_SUFFIXES:
+            raise DataError(f"{path}: a labelled digit file must be HDF5 (.h5) in the USPS layout")
+        raw, labels = read_digit_h5(path, split)
+        x = torch.from_numpy(np.ascontiguousarray(raw))
+        x = x.unsqueeze(1) if x.ndim == 3 else x
+        y = torch.from_numpy(labels)
+    else:
+        x, y = load_class_folders(path, split, image_size, channels or 1)
+    if channels == 1 and x.shape[1] == 3:
+        x = _luminance(x)
+    x = _resize(x, image_size)
+    if channels == 3 and x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+    return TensorSource(x, y, name=f"{path.name}/{split}")

@@ -6,6 +6,9 @@ One short string covers the common cases, so a user never writes a data config b
 * ``mnist:usps`` -- two named digit sets;
 * ``photos/:paintings/`` -- two plain folders of images (one domain each), which can be mixed with digit sets;
 * ``pairs:maps/train@0.8`` -- aligned A|B images (pix2pix layout) used unpaired; see :mod:`unpaired.data.paired`.
+
+Methods that learn from one mixed collection (TUNIT) read ``--data MIXED_DIR`` with :func:`open_collection`
+instead: one folder of images or of sub-folders of images; see :mod:`unpaired.data.collection`.
 """
 
 from __future__ import annotations
@@ -14,17 +17,20 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .digits import DIGIT_CHANNELS, DIGIT_SETS, open_digits
+from .collection import CollectionSource
+from .digits import DIGIT_CHANNELS, DIGIT_SETS, H5_SUFFIXES, is_labelled_set, open_labelled
 from .errors import DataError
 from .sources import DATA_ENV, FolderSource, ImageSource, data_root
 
-__all__ = ["DomainPair", "open_domains"]
+__all__ = ["DomainPair", "open_collection", "open_domains"]
 
 FORMS = (
     "Accepted forms of --data:\n"
     "  --data path/to/horse2zebra    a folder holding trainA/ and trainB/ (and testA/, testB/)\n"
     "  --data mnist:usps             two named digit sets (" + ", ".join(sorted(DIGIT_SETS)) + ")\n"
     "  --data photos/:paintings/     two folders of images, one per domain (a digit set may replace either)\n"
+    "  --data mnist:my_digits.h5     labelled digits of your own: an HDF5 file in the USPS layout, or a folder\n"
+    "                                DIR with DIR/train/<class>/ and DIR/test/<class>/ image folders\n"
     "  --data pairs:maps/train@0.8   aligned A|B images (pix2pix layout): first 80% train (A and B from disjoint\n"
     "                                files), last 20% test\n"
     f"Relative folders are looked up in the current folder, then in the data root (${DATA_ENV})."
@@ -33,11 +39,16 @@ FORMS = (
 
 @dataclass
 class DomainPair:
-    """The two domains (A and B) of one split, and a one-line description for logs."""
+    """The two domains (A and B) of one split, and a one-line description for logs; ``b`` is None for a single
+    mixed collection (``open_collection``)."""
 
     a: ImageSource
-    b: ImageSource
+    b: ImageSource | None
     description: str
+
+    def sources(self) -> dict[str, ImageSource]:
+        """{'a': A, 'b': B}, or {'a': the collection}."""
+        return {"a": self.a} if self.b is None else {"a": self.a, "b": self.b}
 
 
 def _find_folder(text: str, root: Path) -> Path | None:
@@ -51,7 +62,7 @@ def _find_folder(text: str, root: Path) -> Path | None:
 
 
 def _is_domain(text: str, root: Path) -> bool:
-    return text.lower() in DIGIT_SETS or _find_folder(text, root) is not None
+    return is_labelled_set(text, root) or _find_folder(text, root) is not None
 
 
 def _split_pair(spec: str, root: Path) -> tuple[str, str] | None:
@@ -92,8 +103,8 @@ def _pick_split(folder: Path, split: str, side: str) -> Path:
 def _open_side(
     text: str, root: Path, split: str, image_size: int, channels: int, on_bad_image: str
 ) -> ImageSource:
-    if text.lower() in DIGIT_SETS:
-        return open_digits(text.lower(), root, split, image_size, channels)
+    if is_labelled_set(text, root):  # a digit set, named or the user's own (.h5 file, DIR/train/<class>/)
+        return open_labelled(text, root, split, image_size, channels)
     folder = _find_folder(text, root) or Path(text)  # open_domains has checked that it exists
     return FolderSource(folder, channels=channels, load_size=image_size, on_bad_image=on_bad_image)
 
@@ -101,6 +112,8 @@ def _open_side(
 def _side_channels(text: str, channels: int | None) -> int:
     if channels is not None:
         return channels
+    if text.lower().endswith(H5_SUFFIXES):
+        return 1  # the USPS layout holds gray digits
     return DIGIT_CHANNELS.get(text.lower(), 3)
 
 
@@ -175,3 +188,39 @@ def open_domains(
     a = _open_side(x, root, split, image_size, cx, on_bad_image)
     b = _open_side(y, root, split, image_size, cy, on_bad_image)
     return DomainPair(a, b, f"[{split}] A = {_describe(a)}, B = {_describe(b)}")
+
+
+def open_collection(
+    spec: str,
+    split: str,
+    *,
+    image_size: int,
+    channels: int | None,
+    root: Path | None = None,
+    on_bad_image: str = "fail",
+    label_fraction: float = 0.0,
+) -> DomainPair:
+    """The one mixed collection named by ``spec`` (a folder), as domain ``a`` of a ``DomainPair`` (``b`` None).
+
+    The collection has no held-out split: ``split`` "test" (the trainer's sample grids) reads the same images.
+    Sub-folder names become labels only for ``label_fraction`` > 0; see ``CollectionSource``.
+    """
+    if split not in ("train", "test"):
+        raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
+    root = data_root() if root is None else Path(root)
+    spec = spec.strip()
+    folder = _find_folder(spec, root) if spec else None
+    if folder is None:
+        looked = Path(spec).expanduser().absolute()
+        raise DataError(f"--data {spec!r}: not a folder (looked in {looked}"
+                        + ("" if Path(spec).is_absolute() else f" and {root / spec}")
+                        + "); this method learns from one mixed collection: --data MIXED_DIR, a folder of images "
+                        "or of sub-folders of images (digit sets and X:Y pairs are for two-domain methods)")
+    source = CollectionSource(folder, channels=3 if channels is None else channels, load_size=image_size,
+                              on_bad_image=on_bad_image, label_fraction=label_fraction)
+    if source.labels is None:
+        labels = "no labels read"
+    else:
+        known = int((source.labels >= 0).sum())
+        labels = f"labels of {known} from the sub-folder names {', '.join(source.class_names or [])}"
+    return DomainPair(source, None, f"{folder} [{split}]: one collection of {len(source)} images ({labels})")

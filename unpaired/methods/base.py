@@ -12,7 +12,13 @@ A method is an ``nn.Module`` whose networks sit in ``self.nets``, a ``ModuleDict
 So no image is generated twice per step: the discriminator sees the step's translations detached, the
 generator reuses them with their graph. The ``gen`` group holds every network inference needs (EMA copies are
 kept of it). A method skips the work of terms whose weight is 0
-(``self.active(name)``), which is how the papers' ablations are run.
+(``self.active(name)``), which is how the papers' ablations are run. A group for which ``loss_terms`` returns
+no term at a step is not updated at that step (a network that waits while another warms up alone), and
+``after_step(step)`` runs once every group is updated (momentum encoders, queues of earlier batches).
+
+Most methods translate between two domains ``a`` and ``b``; a method with ``single_domain = True`` learns from
+one mixed collection (``--data`` names one folder), which the trainer passes as domain ``a`` only, with the
+labels of a share ``label_fraction(cfg)`` of its images (sub-folder names) when that share is above 0.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ class Method(nn.Module):
     translate_options: ClassVar[frozenset[str]] = frozenset()
     """Keyword options ``translate`` takes (e.g. ``styles``, ``reference``); ``Translator`` and the CLI refuse
     any other with a message naming the method and the option."""
+    single_domain: ClassVar[bool] = False
+    """The method learns from one mixed collection of images (domain ``a`` of the batches), not from two."""
 
     def __init__(self, cfg: Any, weights: dict[str, float], channels: dict[str, int], image_size: int) -> None:
         super().__init__()
@@ -76,6 +84,29 @@ class Method(nn.Module):
     def visuals(self, batch: Batch) -> dict[str, Tensor]:
         """Named image batches for the training grid, computed without gradients."""
         raise NotImplementedError
+
+    # -- optional hooks --------------------------------------------------------------------------
+    @classmethod
+    def label_fraction(cls, cfg: Any) -> float:
+        """Share (0..1) of a single collection's images whose labels the method reads (then batches carry
+        ``a_labels``, -1 for an image without one); 0, the default, reads no label at all."""
+        return 0.0
+
+    @classmethod
+    def labelled_domains(cls, cfg: Any) -> tuple[str, ...]:
+        """Domains of a two-domain method whose labels the batches carry (as ``<domain>_labels``) because the
+        method trains on them (e.g. UNIT's domain-adaptation classifier on domain a); default none, so no
+        label is read."""
+        return ()
+
+    def parameter_groups(self, group: str) -> list[dict[str, Any]]:
+        """The optimiser parameter groups of network group ``group``: dicts with ``params`` and optionally
+        ``lr_scale`` (multiplies ``optim.lr``) and ``weight_decay``. Default: one group of every parameter."""
+        return [{"params": list(self.nets[group].parameters())}]
+
+    def after_step(self, step: int) -> None:
+        """Called after every group of a training step has been updated (and the EMA copy), with the number of
+        completed steps. State changed here must live in buffers, so that checkpoints keep it."""
 
     # -- shared helpers ----------------------------------------------------------------------------
     @property
@@ -137,6 +168,10 @@ class MultiScaleGANConfig:
     dis_scales: int = 3
     dis_norm: str = "none"
     dis_spectral: bool = False
+    dis_shared_layers: int = 0
+    """Last conv layers of every discriminator scale (the logit conv included) that D_a and D_b share, as CoGAN
+    shares its discriminators' high-level layers (UNIT's digit experiments do so); 0: separate discriminators.
+    At most ``dis_layers - 1``: the first layer sees each domain's own channels."""
     gan_type: str = "lsgan"
 
 
@@ -154,17 +189,30 @@ def check_gan_setup(cfg: Any, image_size: int) -> None:
                          f"scales of {cfg.dis_layers} layers (needs >= {smallest})")
     if image_size % 2**cfg.n_down:
         raise ValueError(f"data.image_size={image_size} must be divisible by 2**model.n_down")
+    if not 0 <= cfg.dis_shared_layers < cfg.dis_layers:
+        raise ValueError(f"model.dis_shared_layers must be within 0..dis_layers-1={cfg.dis_layers - 1}, "
+                         f"got {cfg.dis_shared_layers}")
 
 
 def domain_discriminators(cfg: Any, channels: dict[str, int]) -> nn.ModuleDict:
-    """One ``MultiScaleDiscriminator`` per domain from the ``dis_*`` options (LeakyReLU, as UNIT/MUNIT)."""
+    """One ``MultiScaleDiscriminator`` per domain from the ``dis_*`` options (LeakyReLU, as UNIT/MUNIT); with
+    ``dis_shared_layers`` k > 0, every domain's scale s reuses the first domain's last k conv blocks and logit
+    conv (the same modules, so one set of weights)."""
     from unpaired.nn.discriminators import MultiScaleDiscriminator
 
-    return nn.ModuleDict({
+    dis = nn.ModuleDict({
         d: MultiScaleDiscriminator(c, cfg.dis_dim, cfg.dis_layers, cfg.dis_scales, cfg.dis_norm, "lrelu",
                                    cfg.pad_type, cfg.dis_spectral)
         for d, c in channels.items()
     })
+    shared = getattr(cfg, "dis_shared_layers", 0)
+    if shared:
+        first, *others = list(dis.values())
+        for other in others:
+            for mine, theirs in zip(first.scales, other.scales, strict=True):
+                for i in range(len(mine) - shared - 1, len(mine)):
+                    theirs[i] = mine[i]
+    return dis
 
 
 def adversarial_terms(group: str, dis: nn.ModuleDict, real: dict[str, Tensor], fake: dict[str, Tensor],

@@ -17,6 +17,11 @@ Objective (paper eq. 6-9), with the term names used as ``loss_weights`` keys:
   also repeats KL(q_i(z|x_i)), which is the ``kl`` term already
 - ``cyc_x``   lambda_4: -log p_{G_i}(x_i | z_j), z_j ~ q_j(z|x_i->j): cycle reconstruction, L1
 - ``gp``      WGAN-GP penalty weight, used only with ``gan_type: wgan-gp``
+- ``cls``     with ``classes`` > 0, UNIT's domain-adaptation classifier (paper Sec. 5): a linear head on the
+  globally pooled features of the finest discriminator scale, trained jointly with the discriminators on
+  domain-a labels, for x_a through D_a and for its translation x_ab through D_b. With the discriminators'
+  high-level layers shared (``dis_shared_layers``), the head then classifies real domain-b images through D_b
+  (``classify``), although it never saw a domain-b label.
 
 Defaults are the official implementation's (github.com/mingyuliutw/UNIT, configs/unit_*_folder.yaml):
 gen dim 64, 2 downsamplings, 4 residual blocks, reflect padding, ReLU; discriminators 3 scales x 4
@@ -31,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unpaired.losses.reconstruction import kl_standard_normal, l1
@@ -58,6 +64,8 @@ class UNITConfig(MultiScaleGANConfig):
     """Residual blocks shared by the ends of E_a/E_b and the starts of G_a/G_b (0: no sharing)."""
     latent_noise: float = 1.0
     """Std of eps in z = h + eps while training (the posterior's fixed standard deviation)."""
+    classes: int = 0
+    """Classes of the domain-adaptation classifier head on the discriminators (0: none); needs domain-a labels."""
 
 
 @dataclass
@@ -68,6 +76,7 @@ class UNITWeights:
     cyc_x: float = 10.0
     cyc_kl: float = 0.01
     gp: float = 10.0
+    cls: float = 1.0
 
 
 @METHODS.register("unit")
@@ -95,10 +104,25 @@ class UNIT(Method):
         gen["enc_shared"] = ResBlocks(cfg.shared_blocks, latent, "in", cfg.activation, cfg.pad_type)
         gen["dec_shared"] = ResBlocks(cfg.shared_blocks, latent, "in", cfg.activation, cfg.pad_type)
         dis = domain_discriminators(cfg, {d: channels[d] for d in DOMAINS})
+        if cfg.classes < 0:
+            raise ValueError(f"model.classes must be >= 0, got {cfg.classes}")
+        if cfg.classes:
+            dis["classifier"] = nn.Linear(cfg.dis_dim * 2 ** (cfg.dis_layers - 1), cfg.classes)
         init_weights(gen, cfg.init)
         init_weights(dis, "gaussian")  # as the official trainer does for its discriminators
         self.nets["dis"] = dis
         self.nets["gen"] = gen
+
+    @classmethod
+    def labelled_domains(cls, cfg: UNITConfig) -> tuple[str, ...]:
+        return ("a",) if cfg.classes else ()
+
+    def classify(self, x: Tensor, domain: str) -> Tensor:
+        """Class logits of images of ``domain``: the classifier head on D_domain's finest-scale features."""
+        *blocks, _logit_conv = self.nets["dis"][domain].scales[0]
+        for block in blocks:
+            x = block(x)
+        return self.nets["dis"]["classifier"](x.float().mean((2, 3)))
 
     # -- the two halves of each VAE; the shared layers run once on all inputs concatenated ------------
     def encode(self, inputs: list[tuple[str, Tensor]]) -> list[Tensor]:
@@ -128,7 +152,7 @@ class UNIT(Method):
         x_a, x_b = batch["a"], batch["b"]
         h_a, h_b = self.encode([("a", x_a), ("b", x_b)])
         z_a, z_b = self.sample_z(h_a), self.sample_z(h_b)
-        step: Step = {"x_a": x_a, "x_b": x_b, "h_a": h_a, "h_b": h_b}
+        step: Step = {"x_a": x_a, "x_b": x_b, "h_a": h_a, "h_b": h_b, "labels_a": batch.get("a_labels")}
         names = ["x_ab", "x_ba"]
         targets = [("b", z_a), ("a", z_b)]
         if self.active("recon_x"):
@@ -147,7 +171,15 @@ class UNIT(Method):
         fake = {"a": step["x_ba"], "b": step["x_ab"]}  # translations into each domain
         penalty = self.cfg.gan_type == "wgan-gp" and self.active("gp")
         if group == "dis":
-            return adversarial_terms(group, self.nets["dis"], real, fake, self.cfg.gan_type, penalty)
+            terms = adversarial_terms(group, self.nets["dis"], real, fake, self.cfg.gan_type, penalty)
+            if self.cfg.classes and self.active("cls"):
+                labels = step["labels_a"]
+                if labels is None:
+                    raise ValueError("unit: model.classes > 0 needs domain-a labels (a labelled digit set as "
+                                     "domain a), and this batch has none")
+                terms["cls/a"] = F.cross_entropy(self.classify(step["x_a"], "a"), labels)
+                terms["cls/ab"] = F.cross_entropy(self.classify(step["x_ab"].detach(), "b"), labels)
+            return terms
         terms: dict[str, Tensor] = {}
         if self.active("gan"):
             terms.update(adversarial_terms(group, self.nets["dis"], real, fake, self.cfg.gan_type))

@@ -258,10 +258,11 @@ def ensure_feature_net(folder: str | Path, root: Any = None, names: tuple[str, .
                        image_size: int = 32, channels: int = 1, steps: int = 1000, seed: int = 0) -> DigitClassifier:
     """The digit feature network saved in ``folder``, trained first (and saved) when it is not there yet.
 
-    Training uses the ``train`` split of each digit set in ``names`` (read from ``root``, default the data
+    Training uses the ``train`` split of each labelled digit set in ``names`` (named sets, .h5 files or
+    class-folder trees, see :func:`unpaired.data.open_labelled`) (read from ``root``, default the data
     root), resized to ``image_size`` with ``channels``; accuracy on each ``test`` split is kept in ``info``.
     An existing file trained with other sets, size or channels is an error, never silently replaced."""
-    from unpaired.data import data_root, open_digits
+    from unpaired.data import data_root, open_labelled
 
     path = feature_net_path(folder)
     wanted = {"sets": list(names), "image_size": image_size, "channels": channels}
@@ -273,10 +274,10 @@ def ensure_feature_net(folder: str | Path, root: Any = None, names: tuple[str, .
                              "delete the file to train a new one")
         return model
     root = data_root() if root is None else root
-    train = [open_digits(n, root, "train", image_size, channels) for n in names]
+    train = [open_labelled(n, root, "train", image_size, channels) for n in names]
     model = train_feature_net([(s.images, s.labels) for s in train], steps=steps, seed=seed)
     model.image_size = image_size
-    test = [open_digits(n, root, "test", image_size, channels) for n in names]
+    test = [open_labelled(n, root, "test", image_size, channels) for n in names]
     scores = {n: round(accuracy(model, s.images, s.labels), 4) for n, s in zip(names, test, strict=True)}
     model.info = {**wanted, "steps": steps, "seed": seed, "test_accuracy": scores}
     save_feature_net(model, path, **model.info)

@@ -11,14 +11,15 @@ class UpsamplingDecoder(nn.Sequential):
     """features (dim x h x w) -> image (out_channels x h*2**n_up x w*2**n_up) in [-1, 1].
 
     The decoder of UNIT/MUNIT: residual blocks with ``res_norm`` (instance norm in UNIT, AdaIN in
-    MUNIT), then upsampling blocks with layer norm, as in the official networks.
+    MUNIT), then upsampling blocks with ``up_norm``: layer norm, as in the official networks (TUNIT's
+    official decoder uses AdaIN there too).
     """
 
     def __init__(self, dim: int, out_channels: int, n_up: int, n_res: int, res_norm: str = "in",
-                 activation: str = "relu", pad_type: str = "reflect") -> None:
+                 activation: str = "relu", pad_type: str = "reflect", up_norm: str = "ln") -> None:
         layers: list[nn.Module] = [ResBlocks(n_res, dim, res_norm, activation, pad_type)]
         for _ in range(n_up):
-            layers.append(Upsample2x(dim, dim // 2, "ln", activation, pad_type))
+            layers.append(Upsample2x(dim, dim // 2, up_norm, activation, pad_type))
             dim //= 2
         layers.append(ConvBlock(dim, out_channels, 7, 1, 3, "none", "tanh", pad_type))
         super().__init__(*layers)

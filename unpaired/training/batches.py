@@ -55,11 +55,13 @@ class StepBatches(Dataset):
     """Map-style dataset whose item ``t`` is the dict of batches ({'a': ..., 'b': ...}) for step t.
 
     With ``world_size`` N > 1, process ``rank`` r gets slots r*B .. r*B+B-1 of the batch that one process
-    would draw with batch size N*B, so N processes together see exactly that batch.
+    would draw with batch size N*B, so N processes together see exactly that batch. ``labels`` names the
+    domains whose labels the item also holds, as ``<domain>_labels`` (int64, from ``source.labels``; ``True``:
+    every domain whose source has labels); no other label is ever read.
     """
 
     def __init__(self, sources: dict[str, ImageSource], batch_size: int, image_size: int, seed: int,
-                 flip: bool, rank: int = 0, world_size: int = 1) -> None:
+                 flip: bool, rank: int = 0, world_size: int = 1, labels: bool | tuple[str, ...] = ()) -> None:
         empty = [f"{d} ({src.name})" for d, src in sources.items() if len(src) == 0]
         if empty:
             raise ValueError(f"no images in domain {', '.join(empty)}")
@@ -68,6 +70,7 @@ class StepBatches(Dataset):
         self.image_size = image_size
         self.seed = seed
         self.flip = flip
+        self.labels = tuple(sources) if labels is True else tuple(labels or ())
         # process `rank` of `world_size` takes its slice of the global batch of batch_size * world_size
         self.first_slot, self.global_batch = rank * batch_size, batch_size * world_size
         self._orders: dict[tuple[int, int], Tensor] = {}
@@ -100,6 +103,8 @@ class StepBatches(Dataset):
                 gen = torch.Generator().manual_seed(mix_seed(self.seed, k, step, slot, 1))
                 images.append(crop_and_flip(source[index], self.image_size, gen, self.flip))
             batch[name] = to_float(torch.stack(images))
+            if name in self.labels and source.labels is not None:
+                batch[f"{name}_labels"] = source.labels[self.indices(k, step)]
         return batch
 
 

@@ -25,9 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from unpaired.config import apply_overrides, config_from_dict, to_dict, to_object, weights_dict
-from unpaired.data import open_domains
-from unpaired.methods import Method, build_method
+from unpaired.config import ConfigError, apply_overrides, config_from_dict, to_dict, to_object, weights_dict
+from unpaired.data import open_collection, open_domains
+from unpaired.methods import METHODS, Method, build_method
 from unpaired.training.batches import StepBatches, fixed_batch, iterate_steps, mix_seed
 from unpaired.training.checkpoint import (
     CheckpointError,
@@ -134,16 +134,29 @@ class Trainer:
         self.resume_state = self._prepare_run_dir(resume)
 
         data = cfg.data
-        self.domains = open_domains(data.source, "train", image_size=data.load_size or data.image_size,
-                                    channels=data.channels, on_bad_image=data.on_bad_image)
-        self.display_domains = open_domains(data.source, "test", image_size=data.load_size or data.image_size,
-                                            channels=data.channels, on_bad_image=data.on_bad_image)
-        sources = {"a": self.domains.a, "b": self.domains.b}
+        # a single-collection method reads one folder (and labels only when its config asks for them)
+        method_class = METHODS.get(cfg.method)
+        options = {"image_size": data.load_size or data.image_size, "channels": data.channels,
+                   "on_bad_image": data.on_bad_image}
+        model_cfg = to_object(cfg, "model")
+        labelled = method_class.label_fraction(model_cfg) if method_class.single_domain else 0.0
+        labelled_domains = ("a",) if labelled > 0 else method_class.labelled_domains(model_cfg)
+        if method_class.single_domain:
+            self.domains = open_collection(data.source, "train", label_fraction=labelled, **options)
+            self.display_domains = open_collection(data.source, "test", **options)
+        else:
+            self.domains = open_domains(data.source, "train", **options)
+            self.display_domains = open_domains(data.source, "test", **options)
+        sources = self.domains.sources()
+        unlabelled = [f"{d} ({sources[d].name})" for d in labelled_domains if sources[d].labels is None]
+        if unlabelled:
+            raise ConfigError(f"method {cfg.method} with this model config trains on the labels of domain "
+                              f"{', '.join(unlabelled)}, which has none: use a labelled digit set there")
         self.channels = {d: src.channels for d, src in sources.items()}
         self.batches = StepBatches(sources, train.batch_size, data.image_size, train.seed, data.flip,
-                                   self.world.rank, self.world.size)
+                                   self.world.rank, self.world.size, labels=labelled_domains)
         self.display = {k: v.to(self.device) for k, v in fixed_batch(
-            {"a": self.display_domains.a, "b": self.display_domains.b}, train.num_samples, data.image_size).items()}
+            self.display_domains.sources(), train.num_samples, data.image_size).items()}
 
         self.method = build_method(cfg.method, to_object(cfg, "model"), weights_dict(cfg), self.channels,
                                    data.image_size).to(self.device)
@@ -153,9 +166,8 @@ class Trainer:
         self.method.to(memory_format=self.memory_format)
         optim = cfg.optim
         self.optimizers = {
-            group: torch.optim.Adam(self.method.nets[group].parameters(), lr=optim.lr,
-                                    betas=(optim.beta1, optim.beta2), weight_decay=optim.weight_decay,
-                                    fused=True)
+            group: torch.optim.Adam(self._parameter_groups(group), lr=optim.lr, betas=(optim.beta1, optim.beta2),
+                                    weight_decay=optim.weight_decay, fused=True)
             for group in self.method.groups
         }
         self.schedulers = {g: torch.optim.lr_scheduler.LambdaLR(o, lr_multiplier(cfg))
@@ -176,6 +188,15 @@ class Trainer:
             broadcast_module(self.method, self.world)
             if self.resume_state is None:  # independent noise per process from here on
                 torch.manual_seed(mix_seed(train.seed, self.world.rank))
+
+    def _parameter_groups(self, group: str) -> list[dict[str, Any]]:
+        """The method's parameter groups of ``group`` with ``lr_scale`` turned into a learning rate."""
+        groups = []
+        for entry in self.method.parameter_groups(group):
+            entry = dict(entry)
+            entry["lr"] = self.cfg.optim.lr * entry.pop("lr_scale", 1.0)
+            groups.append(entry)
+        return groups
 
     # -- run folder and state ------------------------------------------------------------------------
     def _prepare_run_dir(self, resume: bool) -> dict | None:
@@ -273,7 +294,9 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def _to_device(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {k: v.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        """Images (4-D) in the run's memory format; anything else (labels) as it is."""
+        return {k: v.to(self.device, non_blocking=True).contiguous(
+                    memory_format=self.memory_format if v.dim() == 4 else torch.contiguous_format)
                 for k, v in batch.items()}
 
     def train_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -288,6 +311,10 @@ class Trainer:
             set_trainable(method, group)
             with self.autocast():
                 terms = method.loss_terms(group, step)
+            if not terms:  # the group waits this step (e.g. while another warms up alone): no update
+                self.optimizers[group].step()  # a no-op without gradients; keeps the schedule in step
+                self.schedulers[group].step()
+                continue
             total = sum((method.weight_of(name) * value for name, value in terms.items()),
                         torch.zeros((), device=self.device))
             if any_process(not torch.isfinite(total), self.world, self.device):
@@ -309,6 +336,7 @@ class Trainer:
         if self.ema is not None:
             self._update_ema()
         self.step += 1
+        method.after_step(self.step)
         self._half_step = False
         return logged
 

@@ -1,0 +1,479 @@
+"""UNIT's digit domain-adaptation protocol: a classifier that sees labels only in the source domain, helped by
+unpaired translation, scored on the target domain's test set.
+
+The table this reproduces is UNIT's (Liu, Breuel, Kautz, "Unsupervised Image-to-Image Translation Networks",
+NeurIPS 2017, Table 2: MNIST->USPS 0.9597, USPS->MNIST 0.9358, SVHN->MNIST 0.9053), which follows CoGAN's
+protocol (Liu & Tuzel, NeurIPS 2016). One run:
+
+1. trains the translator (any registered method, default UNIT) on the *unlabelled* training images of both
+   domains, through the shared trainer;
+2. translates the labelled source training digits into the target domain;
+3. trains digit classifiers with the same network and recipe, each on a different input:
+
+   * ``source_only``: source digits, nothing from the target domain (no adaptation: the floor);
+   * ``translated``: the source digits translated into the target domain, with their source labels (the common
+     "translate, then classify" alternative);
+   * ``translated_self_ensembling``: as ``translated``, plus a mean-teacher consistency loss on unlabelled
+     target training images (self-ensembling: French, Mackiewicz, Fisher, "Self-ensembling for visual domain
+     adaptation", ICLR 2018; their defaults: teacher EMA 0.99, confidence threshold 0.968, consistency weight
+     3), with batch-norm statistics re-estimated on the target training images at the end (AdaBN: Li et al.,
+     "Revisiting batch normalization for practical domain adaptation", 2016);
+   * ``self_ensembling`` (optional ablation): the same without translation (source digits + consistency);
+   * ``discriminator_head`` (optional; the paper's own way): a classification head on the discriminators'
+     features, trained jointly with UNIT on source labels (source digits through D_source, their translations
+     through D_target), the discriminators sharing all layers but the first (CoGAN/UNIT weight sharing), then
+     applied to real target digits through D_target. Asking for this row trains the translator with the head
+     and the shared discriminator layers, and that translator then serves every row of the run;
+   * ``target_supervised``: target training digits *with their labels* (the upper limit; the only place target
+     labels are used for training, and only in this row);
+
+4. reports target test accuracy of each (and accuracy on a validation split carved out of the source training
+   data, the only place hyper-parameters could be chosen), and the digit FID of the translations.
+
+Target labels are read for the test set (to score) and for the ``target_supervised`` row; the functions that
+train the other rows never receive them (``tests/test_adaptation.py`` shuffles them and gets the same
+training trace).
+
+Where the paper is silent or its files are not available, choices are written into the report's ``settings``:
+images are resized to 28x28 (the CoGAN/UNIT MNIST-USPS size; their ``usps_28x28.pkl`` re-split is not
+available, so USPS is the standard 7,291 / 2,007 split of ``usps.h5``, upsampled from 16x16).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import platform
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .digits import DigitClassifier, accuracy, digit_fid, ensure_feature_net, to_unit_range
+
+VARIANTS = ("source_only", "translated", "translated_self_ensembling", "self_ensembling", "discriminator_head",
+            "target_supervised")
+DEFAULT_VARIANTS = ("source_only", "translated", "translated_self_ensembling", "target_supervised")
+# (unpaired/cli.py repeats these two names so that `--help` needs no torch; a test keeps them equal)
+HEADLINE = "translated_self_ensembling"
+PAPER = {"mnist->usps": 0.9597, "usps->mnist": 0.9358, "svhn->mnist": 0.9053}
+"""UNIT's own figures (NeurIPS 2017, Table 2)."""
+
+
+@dataclass
+class AdaptationSettings:
+    """Everything one adaptation run depends on; written into its report."""
+
+    source: str = "mnist"
+    target: str = "usps"
+    method: str = "unit"
+    config: str | None = None
+    """Translator config file or shipped name; default ``<method>_digits``."""
+    overrides: list[str] = field(default_factory=list)
+    """Extra ``--set`` overrides of the translator config."""
+    image_size: int = 28
+    translator_steps: int = 5000
+    translator_minutes: float | None = 8.0
+    classifier_steps: int = 2000
+    batch_size: int = 128
+    lr: float = 1e-3
+    consistency_weight: float = 3.0
+    confidence: float = 0.968
+    teacher_decay: float = 0.99
+    validation_fraction: float = 0.1
+    variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
+    seed: int = 0
+    precision: str = "auto"
+    """fp32, bf16 or auto, for the translator and the classifiers."""
+    limit: int | None = None
+    """Use only the first N images of each split (quick checks and tests)."""
+    fid_steps: int = 1000
+    """Training steps of the digit feature network behind the digit FID (0: no FID)."""
+
+    def check(self) -> None:
+        """Raise ``ConfigError`` naming the first bad setting."""
+        from unpaired.config import ConfigError
+
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise ConfigError(f"unknown adaptation variant(s) {unknown or '(none given)'}; choose from "
+                             f"{', '.join(VARIANTS)}")
+        if not 0 < self.validation_fraction < 1:
+            raise ConfigError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction}")
+        for name in ("image_size", "classifier_steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+
+
+# -- augmentation and training of the classifiers ---------------------------------------------------------------
+
+def random_affine(x: Tensor, gen: torch.Generator, degrees: float = 10.0, scale: tuple[float, float] = (0.9, 1.1),
+                  shift: float = 0.1, noise: float = 0.1) -> Tensor:
+    """Per-image random rotation, scale and shift (fraction of the half-width), plus Gaussian noise; for
+    ``N x C x H x W`` in [-1, 1], background (-1) filled in. The augmentation of French et al. (2018)."""
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(degrees)
+    zoom = torch.empty(n).uniform_(*scale, generator=gen)
+    offset = (torch.rand(n, 2, generator=gen) * 2 - 1) * shift
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    out = F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
+    return out + noise * torch.randn(out.shape, generator=gen).to(out)
+
+
+@dataclass
+class ClassifierRun:
+    model: nn.Module
+    trace: list[float]
+    """Training loss every 50 steps (a fingerprint of the run: equal inputs give an equal trace)."""
+    seconds: float
+
+
+def _batches(n: int, batch_size: int, steps: int, gen: torch.Generator) -> Iterator[Tensor]:
+    for _ in range(steps):
+        yield torch.randint(0, n, (batch_size,), generator=gen)
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(model: nn.Module, images: Tensor, batch_size: int = 512) -> None:
+    """Re-estimate every batch-norm layer's running statistics on ``images`` (AdaBN): cumulative averages over
+    one pass, without augmentation, in equal batches. Used to fit a classifier to the unlabelled target images it
+    is tested on."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    model.train()
+    device = next(model.parameters()).device
+    # equal batches, because the cumulative average weighs every batch alike: a short last batch is left out
+    # (unless it is the only one)
+    full = max(1, images.shape[0] // batch_size) * batch_size
+    for i in range(0, min(full, images.shape[0]), batch_size):
+        model(to_unit_range(images[i:i + batch_size]).to(device))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.eval()
+
+
+def train_digit_classifier(images: Tensor, labels: Tensor, settings: AdaptationSettings, seed: int,
+                           unlabelled: Tensor | None = None, device: torch.device | str = "cpu",
+                           bf16: bool = False, progress: Callable[[int], None] | None = None) -> ClassifierRun:
+    """A ``DigitClassifier`` trained on labelled ``images`` with augmentation; with ``unlabelled`` images (of the
+    domain it will be tested on) a mean teacher is trained alongside, and the teacher is returned with its
+    batch-norm statistics re-estimated on ``unlabelled`` (self-ensembling + AdaBN).
+
+    Only images and labels of the labelled set and the *images* of the unlabelled set come in: there is no
+    way for unlabelled-set labels to reach this function. Deterministic for a given seed on CPU."""
+    gen = torch.Generator().manual_seed(seed)
+    started = time.perf_counter()
+    device = torch.device(device)
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # init and dropout from `seed`; the caller's RNG is left alone
+        torch.manual_seed(seed)
+        student = DigitClassifier(images.shape[1]).to(device).to(memory_format=torch.channels_last)
+        teacher = copy.deepcopy(student).requires_grad_(False) if unlabelled is not None else None
+        optimizer = torch.optim.Adam(student.parameters(), lr=settings.lr)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr,
+                                                       total_steps=settings.classifier_steps)
+        trace: list[float] = []
+        running = 0.0
+        pairs = zip(_batches(images.shape[0], settings.batch_size, settings.classifier_steps, gen),
+                    _batches(unlabelled.shape[0] if unlabelled is not None else 1, settings.batch_size,
+                             settings.classifier_steps, gen), strict=True)
+        for step, (index, target_index) in enumerate(pairs, 1):
+            student.train()
+            x = random_affine(to_unit_range(images[index]), gen).to(device, memory_format=torch.channels_last)
+            with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                loss = F.cross_entropy(student(x).float(), labels[index].to(device))
+                if teacher is not None:
+                    target = to_unit_range(unlabelled[target_index])  # type: ignore[index]
+                    view_s = random_affine(target, gen).to(device, memory_format=torch.channels_last)
+                    view_t = random_affine(target, gen).to(device, memory_format=torch.channels_last)
+                    # separate batches per domain, so batch norm normalises each domain by its own statistics
+                    p_student = student(view_s).float().softmax(1)
+                    with torch.no_grad():
+                        teacher.train()
+                        p_teacher = teacher(view_t).float().softmax(1)
+                    confident = (p_teacher.max(1).values > settings.confidence).float()
+                    consistency = ((p_student - p_teacher) ** 2).mean(1).mul(confident).mean()
+                    loss = loss + settings.consistency_weight * consistency
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            if teacher is not None:
+                with torch.no_grad():
+                    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
+                        t.lerp_(s, 1 - settings.teacher_decay)
+            running += float(loss.detach())
+            if step % 50 == 0:
+                trace.append(round(running / 50, 6))
+                running = 0.0
+            if progress is not None:
+                progress(1)
+        model = teacher if teacher is not None else student
+        if unlabelled is not None:
+            recalibrate_batch_norm(model, unlabelled)
+        model.eval()
+    return ClassifierRun(model, trace, time.perf_counter() - started)
+
+
+# -- the protocol ------------------------------------------------------------------------------------------------
+
+@dataclass
+class DigitDomains:
+    """Labelled digits of both domains at one size and channel count; ``source_fit`` / ``source_val`` split the
+    source training set."""
+
+    source_fit: tuple[Tensor, Tensor]
+    source_val: tuple[Tensor, Tensor]
+    source_test: tuple[Tensor, Tensor]
+    target_train_images: Tensor
+    target_train_labels: Tensor
+    target_test: tuple[Tensor, Tensor]
+    channels: int
+
+
+def load_digit_domains(settings: AdaptationSettings, root: Path) -> DigitDomains:
+    from unpaired.data import DIGIT_CHANNELS, open_labelled
+
+    channels = 1 if all(DIGIT_CHANNELS.get(n.lower(), 1) == 1 for n in (settings.source, settings.target)) else 3
+
+    def load(name: str, split: str) -> tuple[Tensor, Tensor]:
+        data = open_labelled(name, root, split, settings.image_size, channels)
+        n = len(data) if settings.limit is None else min(settings.limit, len(data))
+        return data.images[:n], data.labels[:n]  # type: ignore[index]
+
+    source_x, source_y = load(settings.source, "train")
+    order = torch.randperm(source_x.shape[0], generator=torch.Generator().manual_seed(settings.seed))
+    n_val = max(1, round(settings.validation_fraction * source_x.shape[0]))
+    val, fit = order[:n_val], order[n_val:]
+    target_x, target_y = load(settings.target, "train")
+    return DigitDomains((source_x[fit], source_y[fit]), (source_x[val], source_y[val]), load(settings.source, "test"),
+                        target_x, target_y, load(settings.target, "test"), channels)
+
+
+def _translator_config(settings: AdaptationSettings, classes: int) -> Any:
+    from unpaired.config import build_config
+
+    config = settings.config or f"{settings.method}_digits"
+    sets = [f"data.source={settings.source}:{settings.target}", f"data.image_size={settings.image_size}",
+            f"train.max_steps={settings.translator_steps}", f"train.seed={settings.seed}",
+            f"train.precision={settings.precision}", "train.progress=true"]
+    if settings.translator_minutes:
+        sets.append(f"train.max_minutes={settings.translator_minutes}")
+    cfg = build_config(settings.method, [config], sets + list(settings.overrides))
+    if "discriminator_head" in settings.variants:  # the paper's way: the head, and CoGAN-style shared D layers
+        from unpaired.config import ConfigError, apply_overrides
+
+        if "classes" not in cfg.model:
+            raise ConfigError(f"the discriminator_head row needs a method with a classifier head (unit); "
+                              f"{settings.method} has none")
+        paper = [f"model.classes={classes}", f"model.dis_shared_layers={cfg.model.dis_layers - 1}"]
+        cfg = apply_overrides(cfg, paper + list(settings.overrides))  # the user's overrides still win
+    return cfg
+
+
+def train_translator(settings: AdaptationSettings, run_dir: Path, classes: int) -> Any:
+    """Train (or, when ``run_dir`` holds an unfinished run of the same settings, resume) the translator on the
+    unlabelled training images of both domains; returns the Translator."""
+    from unpaired.inference import load
+    from unpaired.training.trainer import Trainer
+
+    done = run_dir / "translator_done.json"
+    if done.is_file():  # a finished translator (e.g. of a run killed later, while training classifiers)
+        return load(run_dir, device=json.loads(done.read_text())["device"])
+    cfg = _translator_config(settings, classes)
+    resume = (run_dir / "config.yaml").is_file()  # killed while training: continue exactly where it stopped
+    trainer = Trainer(cfg, run_dir, resume=resume)
+    if settings.limit is not None:  # quick checks: train on the same first images the classifiers use
+        from unpaired.data import TensorSource
+        from unpaired.training.batches import StepBatches
+
+        small = {d: TensorSource(s.images[:settings.limit], None, s.name) for d, s in  # type: ignore[union-attr]
+                 (("a", trainer.domains.a), ("b", trainer.domains.b))}
+        trainer.batches = StepBatches(small, cfg.train.batch_size, cfg.data.image_size, cfg.train.seed,
+                                      cfg.data.flip, trainer.world.rank, trainer.world.size)
+    result = trainer.fit()
+    summary = {"step": result.step, "stopped_by": result.stopped_by, "seconds": round(result.seconds, 1),
+               "images_per_second": round(result.images_per_second, 1), "device": str(trainer.device)}
+    from unpaired.training.checkpoint import atomic_write
+
+    atomic_write(done, lambda handle: handle.write(json.dumps(summary).encode()))
+    return load(run_dir, device=str(trainer.device))
+
+
+@torch.no_grad()
+def head_accuracy(translator: Any, images: Tensor, labels: Tensor, domain: str, batch_size: int = 512) -> float:
+    """Accuracy of the translator's own classifier head (UNIT ``classify``) on ``images`` of ``domain``."""
+    method = translator.method.eval()
+    device = next(method.parameters()).device
+    predictions = torch.cat([method.classify(to_unit_range(images[i:i + batch_size]).to(device), domain)
+                             .argmax(1).cpu() for i in range(0, images.shape[0], batch_size)])
+    return float((predictions == labels).float().mean())
+
+
+@torch.no_grad()
+def translate_all(translator: Any, images: Tensor, direction: str, batch_size: int = 512) -> Tensor:
+    """uint8 digits -> their translations, as uint8 (what saved images would hold)."""
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        y = translator.translate(to_unit_range(images[i:i + batch_size]), direction).float().cpu()
+        out.append(y.add(1).mul(127.5).round_().clamp_(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = None,
+                   device: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """One full adaptation run into ``out`` (translator/, report.json, report.md, examples.png)."""
+    from tqdm import tqdm
+
+    from unpaired.data import data_root
+    from unpaired.training.trainer import resolve_device, resolve_precision
+
+    settings.check()
+    root = data_root() if root is None else Path(root)
+    out = Path(out)
+    started = time.perf_counter()
+    domains = load_digit_domains(settings, root)  # bad data is reported before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    torch_device = resolve_device(device)
+    bf16 = resolve_precision(settings.precision, torch_device) == "bf16"
+
+    timings: dict[str, float] = {}
+    translated = val_translated = test_translated = None
+    needs_translator = any(v.startswith("translated") or v == "discriminator_head" for v in settings.variants)
+    if needs_translator or settings.fid_steps:
+        t0 = time.perf_counter()
+        classes = int(domains.source_fit[1].max()) + 1
+        translator = train_translator(settings, out / "translator", classes)
+        timings["translator"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        translated = translate_all(translator, domains.source_fit[0], "a2b")
+        val_translated = translate_all(translator, domains.source_val[0], "a2b")
+        test_translated = translate_all(translator, domains.source_test[0], "a2b")
+        timings["translate"] = time.perf_counter() - t0
+
+    inputs: dict[str, tuple[Tensor, Tensor, Tensor | None, Tensor]] = {}  # variant: (x, y, unlabelled, x_val)
+    fit_x, fit_y = domains.source_fit
+    target_x = domains.target_train_images
+    for variant in settings.variants:
+        if variant == "source_only":
+            inputs[variant] = (fit_x, fit_y, None, domains.source_val[0])
+        elif variant == "translated":
+            inputs[variant] = (translated, fit_y, None, val_translated)  # type: ignore[assignment]
+        elif variant == "translated_self_ensembling":
+            inputs[variant] = (translated, fit_y, target_x, val_translated)  # type: ignore[assignment]
+        elif variant == "self_ensembling":
+            inputs[variant] = (fit_x, fit_y, target_x, domains.source_val[0])
+    rows: dict[str, dict[str, Any]] = {}
+    test_x, test_y = domains.target_test
+    bar = tqdm(total=settings.classifier_steps * len(settings.variants), disable=not progress, unit="step",
+               desc="classifiers")
+    for i, variant in enumerate(settings.variants):
+        bar.set_postfix_str(variant)
+        if variant == "discriminator_head":  # trained with the translator; only scored here
+            started_head = time.perf_counter()
+            rows[variant] = {
+                "target_test_accuracy": head_accuracy(translator, test_x, test_y, "b"),
+                "source_validation_accuracy": head_accuracy(translator, *domains.source_val, "a"),
+                "trace": [], "seconds": round(time.perf_counter() - started_head, 1)}
+            bar.update(settings.classifier_steps)
+            continue
+        if variant == "target_supervised":  # the upper limit: the one row trained with target labels
+            run = train_digit_classifier(target_x, domains.target_train_labels, settings, settings.seed + i,
+                                         device=torch_device, bf16=bf16, progress=bar.update)
+            rows[variant] = {"target_test_accuracy": accuracy(run.model, test_x, test_y)}
+        else:
+            x, y, unlabelled, x_val = inputs[variant]
+            run = train_digit_classifier(x, y, settings, settings.seed + i, unlabelled=unlabelled,
+                                         device=torch_device, bf16=bf16, progress=bar.update)
+            rows[variant] = {"target_test_accuracy": accuracy(run.model, test_x, test_y),
+                             "source_validation_accuracy": accuracy(run.model, x_val, domains.source_val[1])}
+        rows[variant].update(trace=run.trace, seconds=round(run.seconds, 1))
+    bar.close()
+
+    fid = None
+    if settings.fid_steps and test_translated is not None:
+        t0 = time.perf_counter()
+        feature_net = ensure_feature_net(out, root, (settings.source, settings.target), settings.image_size,
+                                         domains.channels, steps=settings.fid_steps)
+        n = min(test_translated.shape[0], test_x.shape[0])
+        fid = {"translated_vs_target_test": digit_fid(feature_net, test_translated[:n], test_x[:n]),
+               "untranslated_vs_target_test": digit_fid(feature_net, domains.source_test[0][:n], test_x[:n]),
+               "images": n, "feature_net_test_accuracy": feature_net.info.get("test_accuracy")}
+        timings["fid"] = time.perf_counter() - t0
+    if test_translated is not None:
+        write_examples(domains.source_test[0][:16], test_translated[:16], out / "examples.png")
+
+    timings["total"] = time.perf_counter() - started
+    task = f"{settings.source}->{settings.target}".lower()
+    report = {
+        "task": task,
+        "settings": asdict(settings),
+        "data": {"source_fit": int(fit_x.shape[0]), "source_validation": int(domains.source_val[0].shape[0]),
+                 "target_train_unlabelled": int(target_x.shape[0]), "target_test": int(test_x.shape[0]),
+                 "image_size": settings.image_size, "channels": domains.channels, "root": str(root)},
+        "accuracy": {v: r["target_test_accuracy"] for v, r in rows.items()},
+        "rows": rows,
+        "digit_fid": fid,
+        "paper_unit": PAPER.get(task),
+        "seconds": {k: round(v, 1) for k, v in timings.items()},
+        "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                    "device": str(torch_device), "torch": torch.__version__},
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_report(report, out)
+    return report
+
+
+def write_examples(sources: Tensor, translations: Tensor, path: Path) -> Path:
+    """Two rows: source test digits, and their translations."""
+    from unpaired.training.images import save_grid
+
+    return save_grid({"source": to_unit_range(sources), "translated": to_unit_range(translations)}, path)
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    s = report["settings"]
+    lines = [f"# Domain adaptation {report['task']}", "",
+             f"Target test accuracy of digit classifiers trained with source labels only; translator "
+             f"`{s['method']}` (seed {s['seed']}), {s['image_size']}x{s['image_size']}.", "",
+             "| classifier | target test accuracy | source validation accuracy | train seconds |",
+             "|---|---|---|---|"]
+    for variant, row in report["rows"].items():
+        val = row.get("source_validation_accuracy")
+        lines.append(f"| {variant} | {row['target_test_accuracy']:.4f} | "
+                     f"{'-' if val is None else f'{val:.4f}'} | {row['seconds']} |")
+    if report.get("paper_unit"):
+        lines.append(f"| UNIT paper | {report['paper_unit']:.4f} | | |")
+    fid = report.get("digit_fid")
+    if fid:
+        lines += ["", "Digit FID of the translated source test digits against real target test digits: "
+                      f"{fid['translated_vs_target_test']:.3f} "
+                      f"(untranslated: {fid['untranslated_vs_target_test']:.3f}, {fid['images']} images each)."]
+    lines += ["", f"Data: {json.dumps(report['data'])}", "", f"Seconds: {json.dumps(report['seconds'])}", "",
+              f"Settings: `{json.dumps(s)}`", "", f"Machine: {json.dumps(report['machine'])}; date {report['date']}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    from unpaired.training.checkpoint import atomic_write
+
+    text = json.dumps(report, indent=2).encode()
+    atomic_write(out / "report.json", lambda handle: handle.write(text))
+    md = markdown_report(report).encode()
+    atomic_write(out / "report.md", lambda handle: handle.write(md))
+
+
+__all__ = ["DEFAULT_VARIANTS", "HEADLINE", "VARIANTS", "AdaptationSettings", "ClassifierRun", "random_affine",
+           "recalibrate_batch_norm", "run_adaptation", "train_digit_classifier", "translate_all"]
