@@ -21,6 +21,7 @@ from unpaired.metrics.adaptation import (
     DEFAULT_VARIANTS,
     VARIANTS,
     AdaptationSettings,
+    class_balance_loss,
     random_affine,
     recalibrate_batch_norm,
     run_adaptation,
@@ -98,6 +99,16 @@ def test_classifier_learns_a_separable_task_and_mean_teacher_is_deterministic():
     again = train_digit_classifier(images, labels, settings, seed=1, unlabelled=unlabelled)
     assert first.trace == again.trace and first.trace != run.trace
     assert_identical(first.model.state_dict(), again.model.state_dict())
+
+
+def test_class_balance_loss_is_the_summed_bce_against_uniform_and_smallest_when_balanced():
+    p = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    mean = p.mean(0)
+    expected = -sum(math.log(m) / 3 + (2 / 3) * math.log(1 - m) for m in mean.tolist())
+    assert float(class_balance_loss(p)) == pytest.approx(expected, rel=1e-6)
+    balanced = torch.full((4, 3), 1 / 3)
+    collapsed = torch.tensor([[0.98, 0.01, 0.01]] * 4)
+    assert float(class_balance_loss(balanced)) < float(class_balance_loss(p)) < float(class_balance_loss(collapsed))
 
 
 def test_settings_refuse_unknown_variants_and_bad_fractions():

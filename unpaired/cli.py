@@ -352,7 +352,7 @@ def eval_paired(checkpoint: Path, data: str, direction: str, size: int, limit: i
               help="Translator training budget (0: steps only).")
 @click.option("--translator-steps", type=click.IntRange(min=1), default=5000, show_default=True,
               help="Translator training steps (whichever of steps and minutes ends first).")
-@click.option("--classifier-steps", type=click.IntRange(min=1), default=2000, show_default=True,
+@click.option("--classifier-steps", type=click.IntRange(min=1), default=6000, show_default=True,
               help="Training steps of each classifier row.")
 @click.option("--variants", default=",".join(DEFAULT_VARIANTS_CLI), show_default=True,
               help="Classifier rows, comma-separated, from: " + ", ".join(VARIANTS_CLI) + ".")

@@ -107,7 +107,11 @@ class UNIT(Method):
         if cfg.classes < 0:
             raise ValueError(f"model.classes must be >= 0, got {cfg.classes}")
         if cfg.classes:
-            dis["classifier"] = nn.Linear(cfg.dis_dim * 2 ** (cfg.dis_layers - 1), cfg.classes)
+            features = cfg.dis_dim * 2 ** (cfg.dis_layers - 1)
+            # pooled discriminator features are tiny at the discriminators' N(0, 0.02) init, so a bare linear head
+            # barely moves (loss still ~ln 10 after hundreds of steps): normalise them per image first
+            dis["classifier"] = nn.Sequential(nn.LayerNorm(features, elementwise_affine=False),
+                                              nn.Linear(features, cfg.classes))
         init_weights(gen, cfg.init)
         init_weights(dis, "gaussian")  # as the official trainer does for its discriminators
         self.nets["dis"] = dis

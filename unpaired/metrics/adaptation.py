@@ -81,11 +81,15 @@ class AdaptationSettings:
     image_size: int = 28
     translator_steps: int = 5000
     translator_minutes: float | None = 8.0
-    classifier_steps: int = 2000
+    classifier_steps: int = 6000
+    """6000, not 2000: on MNIST -> USPS seed 0 it raised self-ensembling's *source validation* accuracy from 0.974
+    to 0.983 (the split carved out of the source training digits, the only data that chooses settings here)."""
     batch_size: int = 128
     lr: float = 1e-3
     consistency_weight: float = 3.0
     confidence: float = 0.968
+    class_balance: float = 0.005
+    """Weight of the class-balance term on the student's mean target prediction (French et al.'s default)."""
     teacher_decay: float = 0.99
     validation_fraction: float = 0.1
     variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
@@ -127,6 +131,15 @@ def random_affine(x: Tensor, gen: torch.Generator, degrees: float = 10.0, scale:
     grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
     out = F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
     return out + noise * torch.randn(out.shape, generator=gen).to(out)
+
+
+def class_balance_loss(probabilities: Tensor) -> Tensor:
+    """Binary cross-entropy between the batch's mean predicted probability of each class and the uniform 1/K,
+    summed over the K classes: it keeps self-ensembling from collapsing the unlabelled domain onto a few classes
+    (French et al., 2018, Sec. 3.3)."""
+    k = probabilities.shape[1]
+    mean = probabilities.mean(0).clamp(1e-6, 1 - 1e-6)
+    return -((1 / k) * mean.log() + (1 - 1 / k) * (1 - mean).log()).sum()
 
 
 @dataclass
@@ -206,6 +219,8 @@ def train_digit_classifier(images: Tensor, labels: Tensor, settings: AdaptationS
                     confident = (p_teacher.max(1).values > settings.confidence).float()
                     consistency = ((p_student - p_teacher) ** 2).mean(1).mul(confident).mean()
                     loss = loss + settings.consistency_weight * consistency
+                    if settings.class_balance:
+                        loss = loss + settings.class_balance * class_balance_loss(p_student) * confident.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -475,5 +490,5 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     atomic_write(out / "report.md", lambda handle: handle.write(md))
 
 
-__all__ = ["DEFAULT_VARIANTS", "HEADLINE", "VARIANTS", "AdaptationSettings", "ClassifierRun", "random_affine",
-           "recalibrate_batch_norm", "run_adaptation", "train_digit_classifier", "translate_all"]
+__all__ = ["DEFAULT_VARIANTS", "HEADLINE", "VARIANTS", "AdaptationSettings", "ClassifierRun", "class_balance_loss",
+           "random_affine", "recalibrate_batch_norm", "run_adaptation", "train_digit_classifier", "translate_all"]
