@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,3 +37,25 @@ def median_step_seconds(trainer: Any, steps: int, warmup: int) -> float:
         if t >= warmup:
             times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def add_output_options(parser: argparse.ArgumentParser, name: str) -> None:
+    """--set, --out, --work and --quick, as the method benchmarks (munit, tunit) share them."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra config override for the digits run (repeatable)")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help=f"run folders, cached judges and feature network (default runs/bench_{name})")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny budgets to check the script end to end; writes to a temporary folder")
+
+
+def resolve_output_folders(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str) -> None:
+    """Fill in --out and --work; --quick figures are no measurements, so they never land in bench/results."""
+    if args.quick:
+        if args.out is not None and args.out.resolve() == RESULTS.resolve():
+            parser.error("--quick figures are not measurements: give --out another folder than bench/results")
+        args.out = args.out or Path(tempfile.mkdtemp(prefix=f"{name}_quick_"))
+        args.work = args.work or args.out / "work"
+    args.out = args.out or RESULTS
+    args.work = args.work or ROOT / "runs" / f"bench_{name}"

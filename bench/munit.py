@@ -66,9 +66,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, cpu_name, median_step_seconds
-
-WORK = ROOT / "runs" / "bench_munit"
+from common import add_output_options, cpu_name, median_step_seconds, resolve_output_folders
 
 OFFICIAL_MUNIT_64PX_IMAGES_PER_SECOND = 3.7
 SPEED_TARGET = 1.3
@@ -98,24 +96,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--speed-warmup", type=int, default=2)
     parser.add_argument("--handbags-steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0, help="style codes of the evaluation")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra config override for the digits run (repeatable)")
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="run folders, cached judges and feature network (default runs/bench_munit)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny budgets to check the script end to end; writes to a temporary folder")
+    add_output_options(parser, "munit")
     args = parser.parse_args()
     if args.quick:
-        if args.out is not None and args.out.resolve() == RESULTS.resolve():
-            parser.error("--quick figures are not measurements: give --out another folder than bench/results")
-        args.out = args.out or Path(tempfile.mkdtemp(prefix="munit_quick_"))
-        args.work = args.work or args.out / "work"
         args.steps, args.minutes, args.eval = 3, 0.0, min(args.eval, 64)
         args.judge_steps, args.feature_steps, args.handbags_steps = 10, 10, 2
         args.speed_steps, args.speed_warmup = 1, 1
-    args.out = args.out or RESULTS
-    args.work = args.work or WORK
+    resolve_output_folders(parser, args, "munit")
     return args
 
 

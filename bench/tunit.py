@@ -64,10 +64,9 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, cpu_name
+from common import add_output_options, cpu_name, resolve_output_folders
 from munit import autocast, cached_judge
 
-WORK = ROOT / "runs" / "bench_tunit"
 CLUSTER_TARGET = 0.95
 KEPT_TARGET = 0.9
 SOURCES = ("mnist", "usps", "mnist_inverted")
@@ -88,28 +87,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--feature-steps", type=int, default=1000)
     parser.add_argument("--afhq-steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="pool sampling and reference choice")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra config override for the digits run (repeatable)")
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="pool, run folders, cached judges and feature network (default runs/bench_tunit)")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny budgets to check the script end to end; writes to a temporary folder")
+    add_output_options(parser, "tunit")
     args = parser.parse_args()
     args.sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     unknown = sorted(set(args.sources) - set(SOURCES))
     if unknown or len(args.sources) < 2:
         parser.error(f"--sources needs two or more of {', '.join(SOURCES)}; got {args.sources}")
     if args.quick:
-        if args.out is not None and args.out.resolve() == RESULTS.resolve():
-            parser.error("--quick figures are not measurements: give --out another folder than bench/results")
-        args.out = args.out or Path(tempfile.mkdtemp(prefix="tunit_quick_"))
-        args.work = args.work or args.out / "work"
         args.steps, args.minutes, args.eval, args.per_source = 6, 0.0, min(args.eval, 64), min(args.per_source, 64)
         args.judge_steps, args.feature_steps, args.afhq_steps = 10, 10, 4
         args.overrides = ["model.warmup_steps=3", *args.overrides]
-    args.out = args.out or RESULTS
-    args.work = args.work or WORK
+    resolve_output_folders(parser, args, "tunit")
     return args
 
 
