@@ -158,9 +158,11 @@ def markdown(payload: dict, variants: list[str]) -> str:
         met = {True: "yes", False: "**no**", None: "-"}[row["met"]]
         lines.append(f"| {task} | " + " | ".join(fmt(row["accuracy"][v]) for v in variants)
                      + f" | {row['paper_unit'] or '-'} | {row['target'] or '-'} | {met} | {fid} | {walls} |")
-    lines += ["", "Mean +- standard deviation over seeds " + ", ".join(map(str, payload["seeds"]))
-              + f". The headline row is `{HEADLINE}`; `target_supervised` (trained on target labels) is the upper "
-              "limit and `source_only` the no-adaptation floor, measured in the same runs with the same classifier.",
+    lines += ["", "Mean +- standard deviation over the seeds run: "
+              + "; ".join(f"{t} {row['seeds']}" for t, row in payload["table"].items())
+              + f" (asked for: {payload['seeds']}). The headline row is `{HEADLINE}`; `target_supervised` "
+              "(trained on target labels) is the upper limit and `source_only` the no-adaptation floor, "
+              "measured in the same runs with the same classifier.",
               "", "Source validation accuracy (held-out source digits, translated for the translated rows):", "",
               "| task | " + " | ".join(v for v in variants if v != "target_supervised") + " |",
               "|---|" + "---|" * len([v for v in variants if v != "target_supervised"])]
