@@ -59,3 +59,16 @@ def resolve_output_folders(parser: argparse.ArgumentParser, args: argparse.Names
         args.work = args.work or args.out / "work"
     args.out = args.out or RESULTS
     args.work = args.work or ROOT / "runs" / f"bench_{name}"
+
+
+def report_header(title: str, r: dict[str, Any]) -> list[str]:
+    """The Markdown head of a method benchmark's report: title, the --quick warning, command, date, machine."""
+    m = r["machine"]
+    lines = [f"# {title}", ""]
+    if r["quick"]:
+        lines += ["> **`--quick` run: tiny budgets that only check the script end to end. These figures are NOT "
+                  "measurements.**", ""]
+    return [
+        *lines, f"Command: `{r['command']}`  ", f"Date: {r['date']}  ",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, native bf16: {m['native_bf16']}, "
+        f"torch {m['torch']}  ", f"Whole benchmark: {r['total_seconds'] / 60:.1f} min", ""]

@@ -66,7 +66,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_output_options, cpu_name, median_step_seconds, resolve_output_folders
+from common import add_output_options, cpu_name, median_step_seconds, report_header, resolve_output_folders
 
 OFFICIAL_MUNIT_64PX_IMAGES_PER_SECOND = 3.7
 SPEED_TARGET = 1.3
@@ -438,20 +438,13 @@ def _yes(met: bool) -> str:
 
 
 def render(r: dict) -> str:
-    m, t, tr = r["machine"], r["targets"], r["training"]
+    t, tr = r["targets"], r["training"]
     kept = t["class_preservation_mnist_to_usps_min_over_styles"]
     spread = t["diversity_ratio_to_real_same_class_mnist_to_usps"]
     fast = t["speed_vs_official_munit_ref64"]
     ev = r["evaluation"]["directions"]
-    lines = ["# MUNIT on MNIST <-> USPS (CPU)", ""]
-    if r["quick"]:
-        lines += ["> **`--quick` run: tiny budgets that only check the script end to end. These figures are NOT "
-                  "measurements.**", ""]
+    lines = report_header("MUNIT on MNIST <-> USPS (CPU)", r)
     lines += [
-        f"Command: `{r['command']}`  ", f"Date: {r['date']}  ",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, native bf16: {m['native_bf16']}, "
-        f"torch {m['torch']}  ",
-        f"Whole benchmark: {r['total_seconds'] / 60:.1f} min", "",
         "## Targets", "",
         "| target | measured | goal | |", "|---|---|---|---|",
         f"| class preservation MNIST->USPS, min over 8 styles | {kept['value']} | >= {KEPT_TARGET} | "

@@ -64,7 +64,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_output_options, cpu_name, resolve_output_folders
+from common import add_output_options, cpu_name, report_header, resolve_output_folders
 from munit import autocast, cached_judge
 
 CLUSTER_TARGET = 0.95
@@ -416,15 +416,9 @@ def _yes(met: bool) -> str:
 
 
 def render(r: dict) -> str:
-    m, t, tr, c = r["machine"], r["targets"], r["training"], r["clustering"]
-    lines = ["# TUNIT on a mixed, unlabelled pool of digits (CPU)", ""]
-    if r["quick"]:
-        lines += ["> **`--quick` run: tiny budgets that only check the script end to end. These figures are NOT "
-                  "measurements.**", ""]
+    t, tr, c = r["targets"], r["training"], r["clustering"]
+    lines = report_header("TUNIT on a mixed, unlabelled pool of digits (CPU)", r)
     lines += [
-        f"Command: `{r['command']}`  ", f"Date: {r['date']}  ",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, native bf16: {m['native_bf16']}, "
-        f"torch {m['torch']}  ", f"Whole benchmark: {r['total_seconds'] / 60:.1f} min", "",
         "## Targets", "", "| target | measured | goal | |", "|---|---|---|---|",
         f"| clustering accuracy (pseudo domain -> majority source) | {t['clustering_accuracy']['value']} | "
         f">= {CLUSTER_TARGET} | {_yes(t['clustering_accuracy']['met'])} |",
