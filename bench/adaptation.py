@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("runs/bench_adaptation"))
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--records-only", action="store_true",
+                        help="run nothing: rewrite the table from the runs recorded so far")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -78,6 +80,8 @@ def main() -> None:
             if record.is_file() and json.loads(record.read_text())["settings"] == asdict(settings):
                 report = json.loads(record.read_text())  # measured earlier with these exact settings
                 print(f"{task} seed {seed}: reused {record}", flush=True)
+            elif args.records_only:
+                continue
             else:
                 folder = args.work / name
                 started = time.perf_counter()
