@@ -94,10 +94,10 @@ class Method(nn.Module):
 
     @classmethod
     def labelled_domains(cls, cfg: Any) -> tuple[str, ...]:
-        """Domains of a two-domain method whose labels the batches carry (as ``<domain>_labels``) because the
-        method trains on them (e.g. UNIT's domain-adaptation classifier on domain a); default none, so no
-        label is read."""
-        return ()
+        """Domains whose labels the batches carry (as ``<domain>_labels``) because the method trains on them
+        (e.g. UNIT's domain-adaptation classifier on domain a); by default the single collection ``a`` when
+        ``label_fraction`` is above 0, else none, so no label is read."""
+        return ("a",) if cls.label_fraction(cfg) > 0 else ()
 
     def parameter_groups(self, group: str) -> list[dict[str, Any]]:
         """The optimiser parameter groups of network group ``group``: dicts with ``params`` and optionally

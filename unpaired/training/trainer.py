@@ -139,10 +139,10 @@ class Trainer:
         options = {"image_size": data.load_size or data.image_size, "channels": data.channels,
                    "on_bad_image": data.on_bad_image}
         model_cfg = to_object(cfg, "model")
-        labelled = method_class.label_fraction(model_cfg) if method_class.single_domain else 0.0
-        labelled_domains = ("a",) if labelled > 0 else method_class.labelled_domains(model_cfg)
+        labelled_domains = method_class.labelled_domains(model_cfg)
         if method_class.single_domain:
-            self.domains = open_collection(data.source, "train", label_fraction=labelled, **options)
+            self.domains = open_collection(data.source, "train", label_fraction=method_class.label_fraction(model_cfg),
+                                           **options)
             self.display_domains = open_collection(data.source, "test", **options)
         else:
             self.domains = open_domains(data.source, "train", **options)
@@ -158,7 +158,7 @@ class Trainer:
         self.display = {k: v.to(self.device) for k, v in fixed_batch(
             self.display_domains.sources(), train.num_samples, data.image_size).items()}
 
-        self.method = build_method(cfg.method, to_object(cfg, "model"), weights_dict(cfg), self.channels,
+        self.method = build_method(cfg.method, model_cfg, weights_dict(cfg), self.channels,
                                    data.image_size).to(self.device)
         if self.resume_state is None:
             self.method.prepare(sources)
