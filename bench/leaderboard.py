@@ -37,7 +37,9 @@ Three parts (``--parts digits,speed,maps``), all on this machine's CPU:
     holds, with the per-image paired difference and its standard error.
 
 Writes ``--out``/leaderboard.json, leaderboard.md and leaderboard_*.png (``--out`` defaults to bench/results;
-``--quick`` runs tiny budgets into a temporary folder and refuses bench/results). Speeds are only meaningful
+``--quick`` runs tiny budgets into a temporary folder and refuses bench/results). Parts not named in
+``--parts`` are kept from the earlier leaderboard.json in ``--out`` (``--fresh`` drops them), each with the
+command, date and machine that measured it, so the parts can run at different times. Speeds are only meaningful
 on an otherwise idle machine.
 
 Expected wall time of the full default run: about 2 hours. This is an *estimate*, scaled from the per-step
@@ -96,6 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--parts", default="digits,speed,maps", help="comma-separated: digits, speed, maps")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets into a temporary folder (smoke test)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="drop the parts of an earlier leaderboard.json in --out that this run does not redo "
+                             "(by default they are kept, each with the command and date that measured it)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="bf16_cl",
                         help="precision of every training run")
@@ -348,15 +353,16 @@ def ordering(gcgan: list[dict], cyclegan: list[dict]) -> dict:
 
 def render(r: dict) -> str:
     m = r["machine"]
-    lines = ["# Method leaderboard (CPU)", "", f"Command: `{r['command']}`  ", f"Date: {r['date']}  ",
-             f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}", ""]
+    lines = ["# Method leaderboard (CPU)", "", f"Latest command: `{r['command']}`  ", f"Date: {r['date']}  ",
+             f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}  ",
+             "Each part below names the command that measured it (parts may come from different runs).", ""]
     if r.get("quick"):
         lines += ["**--quick smoke run: tiny budgets, the numbers mean nothing.**", ""]
     d = r.get("digits")
     if d:
         fid_note = d["fid"].get("n/a")
         lines += [
-            "## MNIST -> USPS", "",
+            "## MNIST -> USPS", "", *_measured(d),
             f"Shipped `*_digits` configs, 32x32, batch {d['batch_size']}, {d['steps']} steps, seeds {d['seeds']}. "
             f"Scores of the a -> b translations of the first {d['eval_digits']} MNIST test digits. Judge: a "
             f"classifier trained on real USPS training digits and labels ({d['judge']['steps']} steps; accuracy on "
@@ -374,7 +380,7 @@ def render(r: dict) -> str:
                   "excluded); wall: the whole run. Grids: `leaderboard_digits_<method>_<precision>.png`.", ""]
     s = r.get("speed")
     if s:
-        lines += ["## CycleGAN speed at the official reference configuration", "",
+        lines += ["## CycleGAN speed at the official reference configuration", "", *_measured(s),
                   f"`{s['config']}` (9 residual blocks, ngf/ndf 64, 70x70 PatchGAN, batch 8, 64x64); median "
                   "`Trainer.train_step` time, data decoding included.", "",
                   "| precision | median step (s) | images/s | vs official 1.35 images/s |", "|---|---|---|---|"]
@@ -383,7 +389,7 @@ def render(r: dict) -> str:
         lines += ["", f"Best: **{s['best_speedup']}x** the official code (target {s['target_speedup']}x).", ""]
     mp = r.get("maps")
     if mp:
-        lines += ["## Maps aerial -> map (paired evaluation of unpaired training)", "",
+        lines += ["## Maps aerial -> map (paired evaluation of unpaired training)", "", *_measured(mp),
                   f"Trained on `{mp['data']}` (train part; A and B from disjoint files) at {mp['image_size']} px "
                   f"(load {mp['load_size']}, random crops and flips), width {mp['dim']}, 6 residual blocks, batch 1, "
                   f"{mp['precision']}, budget {mp['budget']}; scored by `unpaired eval paired` on the held-out part "
@@ -406,6 +412,17 @@ def render(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _measured(part: dict) -> list[str]:
+    """The line that says which command measured a part, when, and on what machine."""
+    m = part.get("measured")
+    if not m:
+        return []
+    machine = m["machine"]
+    quick = " **(--quick: the numbers mean nothing)**" if m.get("quick") else ""
+    return [f"Measured by `{m['command']}` on {m['date']}, {machine['cpu']}, {machine['threads']} torch threads, "
+            f"in {m['seconds']} s{quick}.", ""]
+
+
 def _pm(run: dict, key: str) -> str:
     if key not in run:
         return "n/a"
@@ -416,24 +433,42 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    results: dict = {
+    provenance = {
         "command": "python bench/leaderboard.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version()},
-        "seconds": {},
     }
+    results = kept_parts(args.out / "leaderboard.json", args.parts) if not (args.quick or args.fresh) else {}
+    results = {**results, **provenance, "seconds": results.get("seconds", {})}
     parts = {"digits": digits_part, "speed": speed_part, "maps": maps_part}
     with tempfile.TemporaryDirectory(prefix="leaderboard_runs_") as tmp:
         for name in args.parts:
             started = time.perf_counter()
             results[name] = parts[name](args, Path(tmp))
             results["seconds"][name] = round(time.perf_counter() - started, 1)
+            results[name]["measured"] = {**provenance, "seconds": results["seconds"][name]}
             (args.out / "leaderboard.json").write_text(json.dumps(results, indent=2) + "\n")  # partial results
     (args.out / "leaderboard.md").write_text(render(results))
     print(render(results))
     print(f"wrote {args.out / 'leaderboard.json'} and {args.out / 'leaderboard.md'}")
 
+
+def kept_parts(path: Path, rerun: list[str]) -> dict:
+    """The parts of an earlier leaderboard.json that this run does not redo, each with the command, date and
+    machine that measured it, so parts run at different times (``--parts maps`` after ``--parts digits``) end up
+    in one table. Older files without per-part records lend their top-level command, date and machine."""
+    if not path.is_file():
+        return {}
+    earlier = json.loads(path.read_text())
+    kept: dict = {"seconds": {}}
+    for name in ("digits", "speed", "maps"):
+        if name in earlier and name not in rerun:
+            part = earlier[name]
+            part.setdefault("measured", {key: earlier.get(key) for key in ("command", "date", "quick", "machine")}
+                            | {"seconds": earlier.get("seconds", {}).get(name)})
+            kept[name], kept["seconds"][name] = part, part["measured"]["seconds"]
+    return kept
 
 if __name__ == "__main__":
     main()

@@ -48,3 +48,19 @@ def test_summaries_and_the_gcgan_cyclegan_ordering():
     assert order["acc_5"]["verdict"] == "no clear difference" and order["acc_5"]["gcgan_at_least_as_good"]
     worse = leaderboard.ordering([cyclegan], [gcgan])
     assert worse["rmse"]["verdict"] == "GcGAN worse" and not worse["rmse"]["gcgan_at_least_as_good"]
+
+
+def test_parts_not_rerun_are_kept_with_what_measured_them(tmp_path):
+    import json
+
+    earlier = {"command": "python bench/leaderboard.py --parts speed", "date": "2026-11-23", "quick": False,
+               "machine": {"cpu": "x"}, "seconds": {"speed": 12.0, "maps": 3.0},
+               "speed": {"best_speedup": 3.8}, "maps": {"runs": {}}}
+    path = tmp_path / "leaderboard.json"
+    path.write_text(json.dumps(earlier))
+    kept = leaderboard.kept_parts(path, rerun=["maps", "digits"])
+    assert set(kept) == {"speed", "seconds"} and kept["seconds"] == {"speed": 12.0}
+    assert kept["speed"]["measured"]["command"] == earlier["command"]
+    assert kept["speed"]["measured"]["seconds"] == 12.0 and kept["speed"]["best_speedup"] == 3.8
+    assert leaderboard.kept_parts(tmp_path / "absent.json", rerun=[]) == {}
+    assert leaderboard.parse_args(["--fresh"]).fresh
