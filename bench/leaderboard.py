@@ -267,14 +267,27 @@ def speed_part(args: argparse.Namespace, work: Path) -> dict:
         trainer = Trainer(cfg, work / f"speed_{precision}")
         median = median_step_seconds(trainer, args.speed_steps, args.speed_warmup)
         batch = cfg.train.batch_size
+        flops = step_flops(trainer, args.speed_warmup + args.speed_steps)
         cases[precision] = {"median_step_s": round(median, 4), "images_per_second": round(batch / median, 3),
                             "vs_official": round(batch / median / OFFICIAL_CYCLEGAN_64PX_IMAGES_PER_SECOND, 2),
+                            "gflop_per_image": round(flops / batch / 1e9, 1),
+                            "effective_gflops": round(flops / median / 1e9, 1),
                             "timed_steps": args.speed_steps, "overrides": SPEED_REFERENCE + extra}
         print("speed", precision, cases[precision], flush=True)
         del trainer
     return {"config": "cyclegan_256 + " + " ".join(SPEED_REFERENCE), "batch_size": 8, "image_size": 64,
             "official_images_per_second": OFFICIAL_CYCLEGAN_64PX_IMAGES_PER_SECOND, "target_speedup": SPEED_TARGET,
             "cases": cases, "best_speedup": max(c["vs_official"] for c in cases.values())}
+
+
+def step_flops(trainer: object, step: int) -> float:
+    """Floating-point operations of one training step as torch's FlopCounterMode counts them (convolutions and
+    matrix products, forward and backward), so the report can say what share of the CPU's peak a speed is."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step(trainer.batches[step])  # type: ignore[attr-defined]
+    return float(counter.get_total_flops())
 
 
 # -------------------- (c) maps aerial -> map
@@ -383,10 +396,18 @@ def render(r: dict) -> str:
         lines += ["## CycleGAN speed at the official reference configuration", "", *_measured(s),
                   f"`{s['config']}` (9 residual blocks, ngf/ndf 64, 70x70 PatchGAN, batch 8, 64x64); median "
                   "`Trainer.train_step` time, data decoding included.", "",
-                  "| precision | median step (s) | images/s | vs official 1.35 images/s |", "|---|---|---|---|"]
+                  "| precision | median step (s) | images/s | vs official 1.35 images/s | GFLOP/image | "
+                  "effective GFLOP/s |", "|---|---|---|---|---|---|"]
         for name, c in s["cases"].items():
-            lines.append(f"| {name} | {c['median_step_s']} | {c['images_per_second']} | {c['vs_official']}x |")
-        lines += ["", f"Best: **{s['best_speedup']}x** the official code (target {s['target_speedup']}x).", ""]
+            lines.append(f"| {name} | {c['median_step_s']} | {c['images_per_second']} | {c['vs_official']}x | "
+                         f"{c.get('gflop_per_image', 'n/a')} | {c.get('effective_gflops', 'n/a')} |")
+        lines += ["", f"Best: **{s['best_speedup']}x** the official code (target {s['target_speedup']}x). GFLOP/image: "
+                  "convolutions and matrix products of one training step (forward and backward) as "
+                  "`torch.utils.flop_counter` counts them; effective GFLOP/s = that work / median step time.", ""]
+        if {"fp32", "bf16_cl"} <= set(s["cases"]):
+            ratio = s["cases"]["bf16_cl"]["images_per_second"] / s["cases"]["fp32"]["images_per_second"]
+            lines += [f"bf16 + channels_last against fp32 on the same machine and code: **{ratio:.2f}x** (a ratio "
+                      "that does not depend on where the official figure was measured).", ""]
     mp = r.get("maps")
     if mp:
         lines += ["## Maps aerial -> map (paired evaluation of unpaired training)", "", *_measured(mp),
