@@ -1,6 +1,6 @@
 """Method leaderboard: the one-to-one family and UNIT on equal terms, CycleGAN's speed, and maps aerial -> map.
 
-Three parts (``--parts digits,speed,maps``), all on this machine's CPU:
+Four parts (``--parts digits,speed,maps,maps_baseline``), all on this machine's CPU:
 
 (a) digits. CycleGAN, DistanceGAN, GcGAN and UNIT trained on MNIST -> USPS with their shipped ``*_digits``
     configs, the same data (``mnist:usps``), image size (32), batch size (``--digit-batch``, 32 for all: the
@@ -35,6 +35,8 @@ Three parts (``--parts digits,speed,maps``), all on this machine's CPU:
     GcGAN script's un-antialiased bilinear point-samples map lines at 64 px). Reported: RMSE and pixel
     accuracy at delta 5/10/20, and whether the GcGAN paper's ordering (GcGAN at least as good as CycleGAN)
     holds, with the per-image paired difference and its standard error.
+(d) maps_baseline: the same scores for a constant output (the mean colour of the train maps), the floor that a
+    translator which ignores its input reaches; seconds.
 
 Writes ``--out``/leaderboard.json, leaderboard.md and leaderboard_*.png (``--out`` defaults to bench/results;
 ``--quick`` runs tiny budgets into a temporary folder and refuses bench/results). Parts not named in
@@ -91,11 +93,12 @@ FAST = ["train.precision=bf16", "train.channels_last=true"]
 PRECISIONS = {"fp32": ["train.precision=fp32", "train.channels_last=false"], "bf16_cl": FAST}  # explicit
 SPEED_REFERENCE = ["data.image_size=64", "data.load_size=64", "train.batch_size=8", "model.n_res=9"]
 QUIET = ["train.progress=false", "train.tensorboard=false"]
+PARTS = ("digits", "speed", "maps", "maps_baseline")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="digits,speed,maps", help="comma-separated: digits, speed, maps")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated: {', '.join(PARTS)}")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets into a temporary folder (smoke test)")
     parser.add_argument("--fresh", action="store_true",
@@ -132,7 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error("--quick never writes to bench/results; give another --out or none")
     args.out = args.out or RESULTS
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = set(args.parts) - {"digits", "speed", "maps"}
+    unknown = set(args.parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown --parts {', '.join(sorted(unknown))}")
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -344,6 +347,27 @@ def maps_part(args: argparse.Namespace, work: Path) -> dict:
     return part
 
 
+def maps_baseline_part(args: argparse.Namespace, work: Path) -> dict:
+    """What a translator that ignores its input scores on the maps protocol: every output is one constant image,
+    the mean colour of the *training* maps (B halves of the train part, resized like the ground truth). The
+    floor against which the trained methods' RMSE and pixel accuracy mean something."""
+    from unpaired.data import data_root
+    from unpaired.data.paired import PairedFolderSource, list_pairs, split_pairs
+    from unpaired.metrics.paired import resize_truth, score_images
+
+    folder = Path(args.maps_data) if args.maps_data else data_root() / "maps" / "train"
+    train, test = split_pairs(len(list_pairs(folder)), args.maps_fraction)
+    size = (args.maps_size, args.maps_size)
+    maps_train, maps_test = (PairedFolderSource(folder, "b", 3, None, part) for part in (train, test))
+    colour = torch.stack([resize_truth(maps_train[i], size, "area").float().mean((1, 2))
+                          for i in range(len(maps_train))]).mean(0)
+    truth = torch.stack([resize_truth(maps_test[i], size, "area") for i in range(len(maps_test))])
+    constant = colour.round().to(torch.uint8).view(1, 3, 1, 1).expand_as(truth)
+    scores = {key: round(float(value.mean()), 4) for key, value in score_images(constant, truth).items()}
+    return {"what": "constant image: mean colour of the train maps", "colour": [round(float(c), 1) for c in colour],
+            "train_images": len(maps_train), "eval_images": len(maps_test), "image_size": args.maps_size, **scores}
+
+
 def ordering(gcgan: list[dict], cyclegan: list[dict]) -> dict:
     """Does GcGAN >= CycleGAN hold (lower RMSE, higher accuracy)? Per-image paired differences over the
     held-out images (all seeds pooled, matched by seed and file), with their standard error."""
@@ -420,6 +444,10 @@ def render(r: dict) -> str:
         for method, run in mp["runs"].items():
             lines.append(f"| {method} | {_pm(run, 'steps')} | {_pm(run, 'rmse')} | {_pm(run, 'acc_5')} | "
                          f"{_pm(run, 'acc_10')} | {_pm(run, 'acc_20')} | {_pm(run, 'images_per_second')} |")
+        base = r.get("maps_baseline")
+        if base:
+            lines.append(f"| *{base['what']}* | - | {base['rmse']} | {base['acc_5']} | {base['acc_10']} | "
+                         f"{base['acc_20']} | - |")
         o = mp["gcgan_vs_cyclegan"]
         verdicts = {o[k]["verdict"] for k in ("rmse", "acc_5")}
         overall = ("holds" if "GcGAN worse" not in verdicts else
@@ -430,6 +458,14 @@ def render(r: dict) -> str:
                   f"{o['rmse']['standard_error']}: {o['rmse']['verdict']}), acc@5 {o['acc_5']['gcgan_minus_cyclegan']} "
                   f"(SE {o['acc_5']['standard_error']}: {o['acc_5']['verdict']}). "
                   "Reports per method: `leaderboard_maps_eval/`; grids: `leaderboard_maps_<method>.png`.", ""]
+        if base:
+            beaten = {key: [m for m, run in mp["runs"].items() if key in run
+                            and (run[key] < base[key] if key == "rmse" else run[key] > base[key])]
+                      for key in ("rmse", "acc_5", "acc_10", "acc_20")}
+            lines += ["Against the constant image (a translator that ignores its input): "
+                      + "; ".join(f"{key} beaten by {', '.join(names) if names else 'none'}"
+                                  for key, names in beaten.items())
+                      + ". A method that does not beat it has not yet learnt to draw the map of *its* input.", ""]
     return "\n".join(lines)
 
 
@@ -462,7 +498,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     results = kept_parts(args.out / "leaderboard.json", args.parts) if not (args.quick or args.fresh) else {}
     results = {**results, **provenance, "seconds": results.get("seconds", {})}
-    parts = {"digits": digits_part, "speed": speed_part, "maps": maps_part}
+    parts = {"digits": digits_part, "speed": speed_part, "maps": maps_part, "maps_baseline": maps_baseline_part}
     with tempfile.TemporaryDirectory(prefix="leaderboard_runs_") as tmp:
         for name in args.parts:
             started = time.perf_counter()
@@ -483,7 +519,7 @@ def kept_parts(path: Path, rerun: list[str]) -> dict:
         return {}
     earlier = json.loads(path.read_text())
     kept: dict = {"seconds": {}}
-    for name in ("digits", "speed", "maps"):
+    for name in PARTS:
         if name in earlier and name not in rerun:
             part = earlier[name]
             part.setdefault("measured", {key: earlier.get(key) for key in ("command", "date", "quick", "machine")}

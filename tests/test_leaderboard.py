@@ -64,3 +64,18 @@ def test_parts_not_rerun_are_kept_with_what_measured_them(tmp_path):
     assert kept["speed"]["measured"]["seconds"] == 12.0 and kept["speed"]["best_speedup"] == 3.8
     assert leaderboard.kept_parts(tmp_path / "absent.json", rerun=[]) == {}
     assert leaderboard.parse_args(["--fresh"]).fresh
+
+
+def test_maps_baseline_scores_the_mean_colour_of_the_train_maps(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    for i in range(5):  # A half: noise; B half: one flat colour per image (train: 10, 20, 30, 40; test: 90)
+        b = 10 * (i + 1) if i < 4 else 90
+        pair = np.concatenate([np.random.default_rng(i).integers(0, 256, (8, 8, 3)), np.full((8, 8, 3), b)], 1)
+        Image.fromarray(pair.astype(np.uint8)).save(tmp_path / f"{i + 1}.png")
+    args = leaderboard.parse_args(["--maps-data", str(tmp_path), "--maps-size", "8", "--maps-fraction", "0.8"])
+    base = leaderboard.maps_baseline_part(args, tmp_path)
+    assert base["train_images"] == 4 and base["eval_images"] == 1 and base["colour"] == [25.0, 25.0, 25.0]
+    # |25 - 90| in each channel of every pixel; the RMSE of the GcGAN script takes the RGB distance per pixel
+    assert base["rmse"] == pytest.approx(65 * 3**0.5, abs=1e-3) and base["acc_5"] == 0.0
