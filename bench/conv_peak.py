@@ -1,0 +1,82 @@
+"""What this CPU's convolutions reach: GFLOP/s of single 3x3 convolutions at the shapes that dominate the
+CycleGAN reference configuration (64 px, ngf 64, batch 8), in fp32, fp32 channels_last and bf16 channels_last.
+
+The speed figures of the other benchmarks are only meaningful next to what the hardware does: the leaderboard
+reports each training step's effective GFLOP/s, and this script says how close that is to a bare convolution
+on the same machine. Forward convolutions only (``F.conv2d``, padding 1), median over ``--iterations`` calls
+after 3 warm-up calls.
+
+    python bench/conv_peak.py [--threads 2] [--iterations 20]
+
+Writes bench/results/conv_peak.json and conv_peak.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, cpu_name
+
+SHAPES = {  # name: (batch, in channels, out channels, side), as in cyclegan_256 at 64 px, batch 8
+    "residual block 256ch 16x16": (8, 256, 256, 16),
+    "down/up 128ch 32x32": (8, 64, 128, 32),
+}
+CASES = {"fp32": (torch.float32, False), "fp32_cl": (torch.float32, True), "bf16_cl": (torch.bfloat16, True)}
+
+
+def measure(batch: int, cin: int, cout: int, side: int, dtype: torch.dtype, channels_last: bool,
+            iterations: int) -> float:
+    """GFLOP/s of one 3x3 convolution (2 x multiply-adds) over the median call time."""
+    x, w = torch.randn(batch, cin, side, side, dtype=dtype), torch.randn(cout, cin, 3, 3, dtype=dtype)
+    if channels_last:
+        x, w = x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
+    times = []
+    for i in range(3 + iterations):
+        started = time.perf_counter()
+        F.conv2d(x, w, padding=1)
+        if i >= 3:
+            times.append(time.perf_counter() - started)
+    return 2 * batch * side * side * cin * cout * 9 / statistics.median(times) / 1e9
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = {name: {case: round(measure(*shape, dtype, cl, args.iterations), 1) for case, (dtype, cl) in CASES.items()}
+            for name, shape in SHAPES.items()}
+    result = {"command": "python bench/conv_peak.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+                          "torch": torch.__version__, "python": platform.python_version()},
+              "iterations": args.iterations, "gflops": rows}
+    m = result["machine"]
+    lines = ["# 3x3 convolution throughput of this CPU", "", f"Command: `{result['command']}`  ",
+             f"Date: {result['date']}  ", f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, "
+             f"torch {m['torch']}", "", "GFLOP/s of `F.conv2d` (3x3, padding 1), median of "
+             f"{args.iterations} calls after 3 warm-up calls.", "",
+             "| shape (batch 8) | " + " | ".join(CASES) + " |", "|---" * (len(CASES) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(str(v) for v in row.values()) + " |" for name, row in rows.items()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "conv_peak.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "conv_peak.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
