@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +31,31 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def median_step_seconds(trainer: Any, steps: int, warmup: int) -> float:
-    """Median wall time of ``trainer.train_step`` (data decoding included) over ``steps`` after ``warmup``."""
+def provenance(script: str, argv: list[str] | None = None, **machine: Any) -> dict[str, Any]:
+    """What every benchmark record starts with: the exact command, the UTC date and the machine (``machine``
+    adds keys, e.g. ``native_bf16``). ``argv`` defaults to the command line of this process."""
+    import torch
+
+    return {"command": f"python bench/{script} " + " ".join(sys.argv[1:] if argv is None else argv),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(), **machine,
+                        "torch": torch.__version__, "python": platform.python_version()}}
+
+
+def median_seconds(call: Callable[[int], Any], calls: int, warmup: int) -> float:
+    """Median wall time of ``call(i)`` over ``calls`` calls after ``warmup`` untimed ones (``i`` counts all)."""
     times = []
-    for t in range(warmup + steps):
+    for i in range(warmup + calls):
         started = time.perf_counter()
-        trainer.train_step(trainer.batches[t])
-        if t >= warmup:
+        call(i)
+        if i >= warmup:
             times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def median_step_seconds(trainer: Any, steps: int, warmup: int) -> float:
+    """Median wall time of ``trainer.train_step`` (data decoding included) over ``steps`` after ``warmup``."""
+    return median_seconds(lambda t: trainer.train_step(trainer.batches[t]), steps, warmup)
 
 
 def add_output_options(parser: argparse.ArgumentParser, name: str) -> None:

@@ -14,20 +14,15 @@ Writes bench/results/conv_peak.json and conv_peak.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, cpu_name
+from common import RESULTS, median_seconds, provenance
 
 SHAPES = {  # name: (batch, in channels, out channels, side), as in cyclegan_256 at 64 px, batch 8
     "residual block 256ch 16x16": (8, 256, 256, 16),
@@ -42,13 +37,8 @@ def measure(batch: int, cin: int, cout: int, side: int, dtype: torch.dtype, chan
     x, w = torch.randn(batch, cin, side, side, dtype=dtype), torch.randn(cout, cin, 3, 3, dtype=dtype)
     if channels_last:
         x, w = x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
-    times = []
-    for i in range(3 + iterations):
-        started = time.perf_counter()
-        F.conv2d(x, w, padding=1)
-        if i >= 3:
-            times.append(time.perf_counter() - started)
-    return 2 * batch * side * side * cin * cout * 9 / statistics.median(times) / 1e9
+    seconds = median_seconds(lambda _: F.conv2d(x, w, padding=1), iterations, warmup=3)
+    return 2 * batch * side * side * cin * cout * 9 / seconds / 1e9
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,11 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     rows = {name: {case: round(measure(*shape, dtype, cl, args.iterations), 1) for case, (dtype, cl) in CASES.items()}
             for name, shape in SHAPES.items()}
-    result = {"command": "python bench/conv_peak.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
-                          "torch": torch.__version__, "python": platform.python_version()},
-              "iterations": args.iterations, "gflops": rows}
+    result = {**provenance("conv_peak.py", argv), "iterations": args.iterations, "gflops": rows}
     m = result["machine"]
     lines = ["# 3x3 convolution throughput of this CPU", "", f"Command: `{result['command']}`  ",
              f"Date: {result['date']}  ", f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, "

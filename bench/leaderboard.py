@@ -59,11 +59,8 @@ steps at 64 px, batch 1: ~18 min CycleGAN, ~10 min GcGAN, ~6 min DistanceGAN, pl
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -74,7 +71,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, cpu_name, median_step_seconds
+from common import RESULTS, median_step_seconds, provenance
 
 OFFICIAL_CYCLEGAN_64PX_IMAGES_PER_SECOND = 1.35
 SPEED_TARGET = 1.5
@@ -490,21 +487,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    provenance = {
-        "command": "python bench/leaderboard.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "python": platform.python_version()},
-    }
+    measured = {**provenance("leaderboard.py", argv), "quick": args.quick}
     results = kept_parts(args.out / "leaderboard.json", args.parts) if not (args.quick or args.fresh) else {}
-    results = {**results, **provenance, "seconds": results.get("seconds", {})}
+    results = {**results, **measured, "seconds": results.get("seconds", {})}
     parts = {"digits": digits_part, "speed": speed_part, "maps": maps_part, "maps_baseline": maps_baseline_part}
     with tempfile.TemporaryDirectory(prefix="leaderboard_runs_") as tmp:
         for name in args.parts:
             started = time.perf_counter()
             results[name] = parts[name](args, Path(tmp))
             results["seconds"][name] = round(time.perf_counter() - started, 1)
-            results[name]["measured"] = {**provenance, "seconds": results["seconds"][name]}
+            results[name]["measured"] = {**measured, "seconds": results["seconds"][name]}
             (args.out / "leaderboard.json").write_text(json.dumps(results, indent=2) + "\n")  # partial results
     (args.out / "leaderboard.md").write_text(render(results))
     print(render(results))

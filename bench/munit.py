@@ -51,8 +51,6 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -66,7 +64,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_output_options, cpu_name, median_step_seconds, report_header, resolve_output_folders
+from common import add_output_options, median_step_seconds, provenance, report_header, resolve_output_folders
 
 OFFICIAL_MUNIT_64PX_IMAGES_PER_SECOND = 3.7
 SPEED_TARGET = 1.3
@@ -344,11 +342,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=args.work))  # this run's folders
     bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
     results: dict[str, Any] = {
-        "command": "python bench/munit.py " + " ".join(sys.argv[1:]),
+        **provenance("munit.py", native_bf16=bf16),
         "quick": args.quick,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
-                    "native_bf16": bf16, "torch": torch.__version__, "python": platform.python_version()},
     }
 
     # 1. speed

@@ -12,9 +12,7 @@ Writes bench/results/precision_quality.json and .md, and a sample grid per preci
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import platform
 import shutil
 import sys
 import tempfile
@@ -25,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, cpu_name
+from common import RESULTS, provenance
 
 
 def main() -> None:
@@ -82,10 +80,7 @@ def main() -> None:
         print(name, runs[name], flush=True)
 
     results = {
-        "command": "python bench/precision_quality.py " + " ".join(sys.argv[1:]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "python": platform.python_version()},
+        **provenance("precision_quality.py"),
         "steps": args.steps, "eval_digits_per_direction": args.eval,
         "judge_accuracy_on_real_test": {k: round(v, 4) for k, v in judge_accuracy.items()},
         "runs": runs,

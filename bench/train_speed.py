@@ -19,10 +19,7 @@ in a temporary folder). Writes bench/results/train_speed.json and train_speed.md
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -34,7 +31,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, cpu_name, median_step_seconds
+from common import RESULTS, ROOT, median_step_seconds, provenance
 
 OFFICIAL_64PX_IMAGES_PER_SECOND = 3.9
 OFFICIAL_256PX_PEAK_GB = 4.4
@@ -99,10 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results: dict = {
-        "command": "python bench/train_speed.py " + " ".join(sys.argv[1:]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "python": platform.python_version()},
+        **provenance("train_speed.py"),
         "official_reference": {"images_per_second_64px_batch8": OFFICIAL_64PX_IMAGES_PER_SECOND,
                                "peak_gb_256px_batch1": OFFICIAL_256PX_PEAK_GB},
         "cases": {},

@@ -51,8 +51,6 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -64,7 +62,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_output_options, cpu_name, report_header, resolve_output_folders
+from common import add_output_options, provenance, report_header, resolve_output_folders
 from munit import autocast, cached_judge
 
 CLUSTER_TARGET = 0.95
@@ -302,11 +300,7 @@ def afhq_smoke(args: argparse.Namespace, work: Path, bf16: bool, out: Path) -> d
 # -- main --------------------------------------------------------------------------------------------------------
 def header(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
     """The exact command, the date and the machine, for the report."""
-    machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(), "native_bf16": bf16,
-               "torch": torch.__version__, "python": platform.python_version()}
-    return {"command": "python bench/tunit.py " + " ".join(sys.argv[1:]), "quick": args.quick,
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine,
-            "sources": args.sources}
+    return {**provenance("tunit.py", native_bf16=bf16), "quick": args.quick, "sources": args.sources}
 
 
 def main() -> None:

@@ -1,0 +1,24 @@
+"""bench/common.py: what every benchmark shares (the record's head, step timing)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import common
+
+
+def test_provenance_names_the_command_date_and_machine():
+    record = common.provenance("leaderboard.py", ["--parts", "maps"], native_bf16=True)
+    assert record["command"] == "python bench/leaderboard.py --parts maps"
+    assert record["date"].endswith("+00:00")
+    assert record["machine"]["native_bf16"] is True
+    assert {"cpu", "cores", "threads", "torch", "python"} <= set(record["machine"])
+
+
+def test_median_seconds_times_only_the_calls_after_the_warmup():
+    seen: list[int] = []
+    seconds = common.median_seconds(seen.append, calls=3, warmup=2)
+    assert seen == [0, 1, 2, 3, 4] and seconds >= 0
