@@ -19,7 +19,9 @@ What it does, in order (issue 4, "Benchmark"):
 4. Evaluation on the first ``--eval`` test digits of each source domain, with 8 style codes drawn once
    from the prior N(0, I) (the same 8 for every input):
    - class preservation per style: the share of translations that the target-domain judge labels as the
-     source digit's label; min and mean over the 8 styles. Target: min >= 0.95 for a -> b;
+     source digit's label; min and mean over the 8 styles. Target: min >= 0.95 for a -> b. Next to it: the
+     untranslated source digits under the same judge (the floor of a translator that returns its input), and
+     per source class the share kept and the most frequent confusions;
    - diversity: mean pixel-L1 distance between the 8 translations of the same input, over all 28 pairs
      (``mean_pairwise_distance``; pixel L1 because no VGG/LPIPS weights exist here; [-1, 1] units, 0..2).
      Scale and floor: the same translator with one style repeated 8 times (a styles-ignoring translator;
@@ -43,6 +45,7 @@ budgets to check the script end to end; its figures mean nothing, so it writes t
 
     python bench/munit.py [--minutes 60] [--steps N] [--eval 2000] [--threads 2] [--set KEY=VALUE ...]
     python bench/munit.py --quick
+    python bench/munit.py --evaluate RUN_DIR   # judges and step 4 again on the run OUT/munit.json reports
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ SPEED_TARGET = 1.3
 KEPT_TARGET = 0.95
 DIVERSITY_RATIO_TARGET = 0.1
 STYLES = 8
+DIGIT_CLASSES = 10
 NAMES = {"a": "mnist", "b": "usps"}
 
 QUIET = ["train.progress=false", "train.tensorboard=false"]
@@ -97,6 +101,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--speed-warmup", type=int, default=2)
     parser.add_argument("--handbags-steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0, help="style codes of the evaluation")
+    parser.add_argument("--evaluate", type=Path, default=None, metavar="RUN_DIR",
+                        help="train nothing: evaluate again the digits run that OUT/munit.json reports (its "
+                             "training.run_dir), keeping its speed, training and edges2handbags sections")
     add_output_options(parser, "munit")
     args = parser.parse_args()
     if args.quick:
@@ -104,6 +111,13 @@ def parse_args() -> argparse.Namespace:
         args.judge_steps, args.feature_steps, args.handbags_steps = 10, 10, 2
         args.speed_steps, args.speed_warmup = 1, 1
     resolve_output_folders(parser, args, "munit")
+    if args.evaluate is not None:
+        report = args.out / "munit.json"
+        if not report.is_file():
+            parser.error(f"--evaluate needs the report of the run it evaluates again: {report} does not exist")
+        trained = Path(json.loads(report.read_text())["training"]["run_dir"])
+        if trained.resolve() != args.evaluate.resolve():
+            parser.error(f"--evaluate {args.evaluate}: {report} reports the training of {trained}, another run")
     return args
 
 
@@ -204,6 +218,18 @@ def real_diversity(target_images: torch.Tensor, target_labels: torch.Tensor, cla
     return mean_pairwise_distance(to_unit_range(target_images[torch.stack(groups)]))
 
 
+def confusion_summary(confusion: torch.Tensor, top: int = 5) -> tuple[list[float], list[dict]]:
+    """From counts (true label x judged label): each label's share judged right, and the ``top`` most frequent
+    confusions as the share of that label's images judged as the other label."""
+    totals = confusion.sum(1, keepdim=True).clamp(min=1)
+    per_class = (confusion.diag() / totals.flatten()).tolist()
+    shares = confusion / totals * (1 - torch.eye(len(confusion)))
+    values, indices = shares.flatten().topk(min(top, shares.numel()))
+    return [round(v, 4) for v in per_class], [
+        {"label": int(i) // len(confusion), "judged": int(i) % len(confusion), "share_of_label": round(float(v), 4)}
+        for v, i in zip(values, indices, strict=True)]
+
+
 def evaluate_direction(translator: Any, source: str, data: dict, judges: dict, feature_net: Any,
                        codes: torch.Tensor, n: int, bf16: bool, seed: int) -> dict:
     from unpaired.metrics.digits import digit_features, predict, to_unit_range
@@ -216,14 +242,22 @@ def evaluate_direction(translator: Any, source: str, data: dict, judges: dict, f
     k = len(codes)
     started = time.perf_counter()
     kept = torch.zeros(k)
+    classes = DIGIT_CLASSES
+    confusion = torch.zeros(classes, classes)  # (source label, judged label), over all styles
     distance_sum, one_style = 0.0, []
     for start, out in translate_styles(translator, images, direction, codes, bf16):
         b = len(out)
         predicted = predict(judges[target], out.flatten(0, 1)).view(b, k)
-        kept += (predicted == labels[start:start + b, None]).float().sum(0)
+        truth = labels[start:start + b, None]
+        kept += (predicted == truth).float().sum(0)
+        confusion.index_put_((truth.expand(-1, k).flatten(), predicted.flatten()),
+                             torch.ones(b * k), accumulate=True)
         distance_sum += mean_pairwise_distance(out) * b
         one_style.append(out[torch.arange(b), torch.arange(start, start + b) % k])
     kept /= n
+    # the floor: what a translator that returns its input scores under the same judge
+    untranslated = float((predict(judges[target], images) == labels).float().mean())
+    per_class, top_confusions = confusion_summary(confusion)
     fixed = next(translate_styles(translator, images[:100], direction, codes[:1].repeat(k, 1), bf16, 100))[1]
     real = data[target]["test"]
     diversity = {
@@ -253,6 +287,9 @@ def evaluate_direction(translator: Any, source: str, data: dict, judges: dict, f
         "direction": f"{NAMES[source]}->{NAMES[target]}", "inputs": n,
         "kept_per_style": [round(float(v), 4) for v in kept],
         "kept_min": round(float(kept.min()), 4), "kept_mean": round(float(kept.mean()), 4),
+        "untranslated_kept": round(untranslated, 4),
+        "kept_per_class": per_class,
+        "top_confusions": top_confusions,
         "diversity_pixel_l1": {key: round(value, 4) for key, value in diversity.items()},
         "style_reconstruction_l1": round(style_error, 4),
         "digit_fid": {"set_size": m, "translations_vs_real": round(fid["translations"], 3),
@@ -328,50 +365,12 @@ def handbags_smoke(args: argparse.Namespace, work: Path, bf16: bool, out_dir: Pa
 
 
 # -- main --------------------------------------------------------------------------------------------------------
-def main() -> None:
+def train_digits(args: argparse.Namespace, bf16: bool, work: Path, results: dict) -> Path:
+    """3. MUNIT trained on MNIST <-> USPS; fills ``results["training"]``, returns the checkpoint."""
     from unpaired.config import build_config
-    from unpaired.data import data_root, open_digits
-    from unpaired.inference import load
-    from unpaired.metrics.digits import accuracy, ensure_feature_net
     from unpaired.training.logging import read_metrics
     from unpaired.training.trainer import Trainer, resolve_precision
 
-    args = parse_args()
-    torch.set_num_threads(args.threads)
-    bench_started = time.perf_counter()
-    args.out.mkdir(parents=True, exist_ok=True)
-    args.work.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    work = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=args.work))  # this run's folders
-    bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
-    results: dict[str, Any] = {
-        **provenance("munit.py", native_bf16=bf16),
-        "quick": args.quick,
-    }
-
-    # 1. speed
-    started = time.perf_counter()
-    results["speed"] = measure_speed(args, work)
-    results["speed"]["seconds"] = round(time.perf_counter() - started, 1)
-
-    # 2. data, judges, feature network
-    root = data_root()
-    data = {d: {split: open_digits(NAMES[d], root, split, 32, 1) for split in ("train", "test")} for d in "ab"}
-    started = time.perf_counter()
-    judges = {d: cached_judge(NAMES[d], data[d]["train"].images, data[d]["train"].labels, args.judge_steps,
-                              args.work) for d in "ab"}
-    feature_net = ensure_feature_net(args.work, root, ("mnist", "usps"), 32, 1, steps=args.feature_steps)
-    results["judges"] = {
-        "steps": args.judge_steps,
-        "accuracy_on_real_test": {NAMES[d]: round(accuracy(judges[d], data[d]["test"].images,
-                                                           data[d]["test"].labels), 4) for d in "ab"},
-    }
-    results["feature_net"] = {k: feature_net.info.get(k) for k in ("sets", "image_size", "channels", "steps",
-                                                                     "test_accuracy")}
-    results["judges_and_feature_net_seconds"] = round(time.perf_counter() - started, 1)
-    print("judges", results["judges"], "feature net", results["feature_net"], flush=True)
-
-    # 3. train MUNIT on MNIST <-> USPS
     overrides = ["data.source=mnist:usps", "train.precision=auto", f"train.channels_last={str(bf16).lower()}",
                  *QUIET, *([f"train.max_steps={args.steps}"] if args.steps else []),
                  *([f"train.max_minutes={args.minutes}"] if args.minutes else []), *args.overrides]
@@ -390,9 +389,57 @@ def main() -> None:
         "run_dir": str(result.run_dir),
     }
     print("training", {k: results["training"][k] for k in ("steps", "seconds", "images_per_second")}, flush=True)
+    return result.checkpoint
+
+
+def main() -> None:
+    from unpaired.data import data_root, open_digits
+    from unpaired.inference import load
+    from unpaired.metrics.digits import accuracy, ensure_feature_net
+    from unpaired.training.trainer import resolve_precision
+
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    bench_started = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    work = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=args.work))  # this run's folders
+    bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
+    results: dict[str, Any] = {
+        **provenance("munit.py", native_bf16=bf16),
+        "quick": args.quick,
+    }
+
+    if args.evaluate is not None:  # the measured sections of the run being evaluated again stay as they were
+        earlier = json.loads((args.out / "munit.json").read_text())
+        results = {**earlier, "evaluated_again": {**results, "run_dir": str(args.evaluate)}}
+    else:  # 1. speed
+        started = time.perf_counter()
+        results["speed"] = measure_speed(args, work)
+        results["speed"]["seconds"] = round(time.perf_counter() - started, 1)
+
+    # 2. data, judges, feature network
+    root = data_root()
+    data = {d: {split: open_digits(NAMES[d], root, split, 32, 1) for split in ("train", "test")} for d in "ab"}
+    started = time.perf_counter()
+    judges = {d: cached_judge(NAMES[d], data[d]["train"].images, data[d]["train"].labels, args.judge_steps,
+                              args.work) for d in "ab"}
+    feature_net = ensure_feature_net(args.work, root, ("mnist", "usps"), 32, 1, steps=args.feature_steps)
+    results["judges"] = {
+        "steps": args.judge_steps,
+        "accuracy_on_real_test": {NAMES[d]: round(accuracy(judges[d], data[d]["test"].images,
+                                                           data[d]["test"].labels), 4) for d in "ab"},
+    }
+    results["feature_net"] = {k: feature_net.info.get(k) for k in ("sets", "image_size", "channels", "steps",
+                                                                     "test_accuracy")}
+    results["judges_and_feature_net_seconds"] = round(time.perf_counter() - started, 1)
+    print("judges", results["judges"], "feature net", results["feature_net"], flush=True)
+
+    checkpoint = args.evaluate if args.evaluate is not None else train_digits(args, bf16, work, results)
 
     # 4. evaluation
-    translator = load(result.checkpoint, device="cpu")
+    translator = load(checkpoint, device="cpu")
     translator.method.to(memory_format=torch.channels_last if bf16 else torch.contiguous_format)
     codes = translator.method.sample_styles(STYLES, args.seed)
     results["evaluation"] = {"styles": STYLES, "style_seed": args.seed, "autocast_bf16": bf16, "directions": {}}
@@ -404,12 +451,17 @@ def main() -> None:
     digit_grid(translator, data, codes, bf16, args.out / "munit_styles.png")
 
     # 5. edges2handbags smoke
-    results["edges2handbags_smoke"] = handbags_smoke(args, work, bf16, args.out)
-    print("edges2handbags", results["edges2handbags_smoke"], flush=True)
+    if args.evaluate is None:
+        results["edges2handbags_smoke"] = handbags_smoke(args, work, bf16, args.out)
+        print("edges2handbags", results["edges2handbags_smoke"], flush=True)
 
     results["targets"] = targets(results)
-    results["total_seconds"] = round(time.perf_counter() - bench_started, 1)
-    results["run_folder"] = str(work)
+    if args.evaluate is None:
+        results["total_seconds"] = round(time.perf_counter() - bench_started, 1)
+        results["run_folder"] = str(work)
+    else:
+        results["evaluated_again"]["seconds"] = round(time.perf_counter() - bench_started, 1)
+        shutil.rmtree(work, ignore_errors=True)  # nothing trained: the run folder stays empty
     (args.out / "munit.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "munit.md").write_text(render(results))
     print(render(results))
@@ -442,6 +494,11 @@ def render(r: dict) -> str:
     fast = t["speed_vs_official_munit_ref64"]
     ev = r["evaluation"]["directions"]
     lines = report_header("MUNIT on MNIST <-> USPS (CPU)", r)
+    if "evaluated_again" in r:
+        again = r["evaluated_again"]
+        lines += [f"Judges and evaluation measured again on the same trained run by `{again['command']}` on "
+                  f"{again['date']} ({again['seconds'] / 60:.1f} min); speed, training and edges2handbags are from "
+                  "the command above.", ""]
     lines += [
         "## Targets", "",
         "| target | measured | goal | |", "|---|---|---|---|",
@@ -465,12 +522,23 @@ def render(r: dict) -> str:
         "## Class preservation per style", "",
         f"Share of the translations of the first {next(iter(ev.values()))['inputs']} test digits that the target "
         "judge labels as the source label, for each of 8 style codes drawn once from N(0, I).", "",
-        "| direction | " + " | ".join(f"s{i + 1}" for i in range(STYLES)) + " | min | mean |",
-        "|---|" + "---|" * (STYLES + 2),
+        "| direction | " + " | ".join(f"s{i + 1}" for i in range(STYLES)) + " | min | mean | untranslated input |",
+        "|---|" + "---|" * (STYLES + 3),
     ]
     for name, e in ev.items():
         lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in e["kept_per_style"])
-                     + f" | {e['kept_min']:.3f} | {e['kept_mean']:.3f} |")
+                     + f" | {e['kept_min']:.3f} | {e['kept_mean']:.3f} | {e['untranslated_kept']:.3f} |")
+    lines += [
+        "", "'untranslated input': the source digits themselves under the target judge, the floor of a translator "
+        "that returns its input.", "",
+        "Per source class, over all 8 styles, and the most frequent confusions (share of that class's translations):",
+        "", "| direction | " + " | ".join(str(c) for c in range(len(next(iter(ev.values()))["kept_per_class"])))
+        + " | most frequent confusions |",
+        "|---|" + "---|" * (len(next(iter(ev.values()))["kept_per_class"]) + 1),
+    ]
+    for name, e in ev.items():
+        confusions = ", ".join(f"{c['label']}->{c['judged']} {c['share_of_label']:.3f}" for c in e["top_confusions"])
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in e["kept_per_class"]) + f" | {confusions} |")
     lines += [
         "", "## Diversity (mean pixel L1 between outputs, [-1, 1] units)", "",
         "| direction | 8 styles of one input | one style repeated 8x | 8 real target digits, same class | "
