@@ -80,14 +80,18 @@ def resolve_output_folders(parser: argparse.ArgumentParser, args: argparse.Names
     args.work = args.work or ROOT / "runs" / f"bench_{name}"
 
 
+def provenance_lines(r: dict[str, Any], command_label: str = "Command") -> list[str]:
+    """A ``provenance`` record as Markdown lines (each ending in a line break): command, date, machine."""
+    m = r["machine"]
+    bf16 = f", native bf16: {m['native_bf16']}" if "native_bf16" in m else ""
+    return [f"{command_label}: `{r['command']}`  ", f"Date: {r['date']}  ",
+            f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads{bf16}, torch {m['torch']}  "]
+
+
 def report_header(title: str, r: dict[str, Any]) -> list[str]:
     """The Markdown head of a method benchmark's report: title, the --quick warning, command, date, machine."""
-    m = r["machine"]
     lines = [f"# {title}", ""]
     if r["quick"]:
         lines += ["> **`--quick` run: tiny budgets that only check the script end to end. These figures are NOT "
                   "measurements.**", ""]
-    return [
-        *lines, f"Command: `{r['command']}`  ", f"Date: {r['date']}  ",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, native bf16: {m['native_bf16']}, "
-        f"torch {m['torch']}  ", f"Whole benchmark: {r['total_seconds'] / 60:.1f} min", ""]
+    return [*lines, *provenance_lines(r), f"Whole benchmark: {r['total_seconds'] / 60:.1f} min", ""]

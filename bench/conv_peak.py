@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, median_seconds, provenance
+from common import RESULTS, median_seconds, provenance, provenance_lines
 
 SHAPES = {  # name: (batch, in channels, out channels, side), as in cyclegan_256 at 64 px, batch 8
     "residual block 256ch 16x16": (8, 256, 256, 16),
@@ -51,10 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = {name: {case: round(measure(*shape, dtype, cl, args.iterations), 1) for case, (dtype, cl) in CASES.items()}
             for name, shape in SHAPES.items()}
     result = {**provenance("conv_peak.py", argv), "iterations": args.iterations, "gflops": rows}
-    m = result["machine"]
-    lines = ["# 3x3 convolution throughput of this CPU", "", f"Command: `{result['command']}`  ",
-             f"Date: {result['date']}  ", f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, "
-             f"torch {m['torch']}", "", "GFLOP/s of `F.conv2d` (3x3, padding 1), median of "
+    lines = ["# 3x3 convolution throughput of this CPU", "", *provenance_lines(result), "",
+             "GFLOP/s of `F.conv2d` (3x3, padding 1), median of "
              f"{args.iterations} calls after 3 warm-up calls.", "",
              "| shape (batch 8) | " + " | ".join(CASES) + " |", "|---" * (len(CASES) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(str(v) for v in row.values()) + " |" for name, row in rows.items()]

@@ -71,7 +71,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, median_step_seconds, provenance
+from common import RESULTS, median_step_seconds, provenance, provenance_lines
 
 OFFICIAL_CYCLEGAN_64PX_IMAGES_PER_SECOND = 1.35
 SPEED_TARGET = 1.5
@@ -386,9 +386,7 @@ def ordering(gcgan: list[dict], cyclegan: list[dict]) -> dict:
 
 
 def render(r: dict) -> str:
-    m = r["machine"]
-    lines = ["# Method leaderboard (CPU)", "", f"Latest command: `{r['command']}`  ", f"Date: {r['date']}  ",
-             f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}  ",
+    lines = ["# Method leaderboard (CPU)", "", *provenance_lines(r, "Latest command"),
              "Each part below names the command that measured it (parts may come from different runs).", ""]
     if r.get("quick"):
         lines += ["**--quick smoke run: tiny budgets, the numbers mean nothing.**", ""]

@@ -242,8 +242,7 @@ def evaluate_direction(translator: Any, source: str, data: dict, judges: dict, f
     k = len(codes)
     started = time.perf_counter()
     kept = torch.zeros(k)
-    classes = DIGIT_CLASSES
-    confusion = torch.zeros(classes, classes)  # (source label, judged label), over all styles
+    confusion = torch.zeros(DIGIT_CLASSES, DIGIT_CLASSES)  # (source label, judged label), over all styles
     distance_sum, one_style = 0.0, []
     for start, out in translate_styles(translator, images, direction, codes, bf16):
         b = len(out)
@@ -369,7 +368,7 @@ def train_digits(args: argparse.Namespace, bf16: bool, work: Path, results: dict
     """3. MUNIT trained on MNIST <-> USPS; fills ``results["training"]``, returns the checkpoint."""
     from unpaired.config import build_config
     from unpaired.training.logging import read_metrics
-    from unpaired.training.trainer import Trainer, resolve_precision
+    from unpaired.training.trainer import Trainer
 
     overrides = ["data.source=mnist:usps", "train.precision=auto", f"train.channels_last={str(bf16).lower()}",
                  *QUIET, *([f"train.max_steps={args.steps}"] if args.steps else []),
@@ -380,7 +379,7 @@ def train_digits(args: argparse.Namespace, bf16: bool, work: Path, results: dict
     result = Trainer(cfg, work / "digits").fit()
     last = read_metrics(result.run_dir)[-1]
     results["training"] = {
-        "config": "munit_digits", "overrides": overrides, "precision": resolve_precision("auto", torch.device("cpu")),
+        "config": "munit_digits", "overrides": overrides, "precision": "bf16" if bf16 else "fp32",
         "channels_last": bf16, "batch_size": cfg.train.batch_size, "image_size": cfg.data.image_size,
         "steps": result.step, "max_steps": cfg.train.max_steps, "max_minutes": args.minutes or None,
         "stopped_by": result.stopped_by, "seconds": round(result.seconds, 1),
@@ -403,8 +402,6 @@ def main() -> None:
     bench_started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    work = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=args.work))  # this run's folders
     bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
     results: dict[str, Any] = {
         **provenance("munit.py", native_bf16=bf16),
@@ -415,6 +412,8 @@ def main() -> None:
         earlier = json.loads((args.out / "munit.json").read_text())
         results = {**earlier, "evaluated_again": {**results, "run_dir": str(args.evaluate)}}
     else:  # 1. speed
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        work = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=args.work))  # this run's folders
         started = time.perf_counter()
         results["speed"] = measure_speed(args, work)
         results["speed"]["seconds"] = round(time.perf_counter() - started, 1)
@@ -450,18 +449,14 @@ def main() -> None:
         print("eval", report, flush=True)
     digit_grid(translator, data, codes, bf16, args.out / "munit_styles.png")
 
-    # 5. edges2handbags smoke
-    if args.evaluate is None:
+    if args.evaluate is None:  # 5. edges2handbags smoke
         results["edges2handbags_smoke"] = handbags_smoke(args, work, bf16, args.out)
         print("edges2handbags", results["edges2handbags_smoke"], flush=True)
-
-    results["targets"] = targets(results)
-    if args.evaluate is None:
         results["total_seconds"] = round(time.perf_counter() - bench_started, 1)
         results["run_folder"] = str(work)
     else:
         results["evaluated_again"]["seconds"] = round(time.perf_counter() - bench_started, 1)
-        shutil.rmtree(work, ignore_errors=True)  # nothing trained: the run folder stays empty
+    results["targets"] = targets(results)
     (args.out / "munit.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "munit.md").write_text(render(results))
     print(render(results))
@@ -532,9 +527,8 @@ def render(r: dict) -> str:
         "", "'untranslated input': the source digits themselves under the target judge, the floor of a translator "
         "that returns its input.", "",
         "Per source class, over all 8 styles, and the most frequent confusions (share of that class's translations):",
-        "", "| direction | " + " | ".join(str(c) for c in range(len(next(iter(ev.values()))["kept_per_class"])))
-        + " | most frequent confusions |",
-        "|---|" + "---|" * (len(next(iter(ev.values()))["kept_per_class"]) + 1),
+        "", "| direction | " + " | ".join(str(c) for c in range(DIGIT_CLASSES)) + " | most frequent confusions |",
+        "|---|" + "---|" * (DIGIT_CLASSES + 1),
     ]
     for name, e in ev.items():
         confusions = ", ".join(f"{c['label']}->{c['judged']} {c['share_of_label']:.3f}" for c in e["top_confusions"])

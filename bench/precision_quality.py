@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, provenance
+from common import RESULTS, provenance, provenance_lines
 
 
 def main() -> None:
@@ -94,8 +94,7 @@ def render(r: dict) -> str:
     judges = r["judge_accuracy_on_real_test"]
     lines = [
         "# bf16 autocast vs fp32: UNIT quality on MNIST <-> USPS", "",
-        f"Command: `{r['command']}`  ", f"Date: {r['date']}  ",
-        f"Machine: {r['machine']['cpu']}, {r['machine']['threads']} threads, torch {r['machine']['torch']}", "",
+        *provenance_lines(r), "",
         f"Same config (`unit_digits`, batch 64, 32x32), seed and {r['steps']} steps. Class preservation on the first "
         f"{r['eval_digits_per_direction']} test digits of each domain, one seed; judges are classifiers trained on "
         f"the real target domain (accuracy on real test digits: MNIST {judges['mnist_test']}, "

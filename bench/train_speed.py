@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, median_step_seconds, provenance
+from common import RESULTS, ROOT, median_step_seconds, provenance, provenance_lines
 
 OFFICIAL_64PX_IMAGES_PER_SECOND = 3.9
 OFFICIAL_256PX_PEAK_GB = 4.4
@@ -137,12 +137,8 @@ def main() -> None:
 
 
 def render(results: dict) -> str:
-    m = results["machine"]
     lines = [
-        "# UNIT training speed and memory (CPU)", "",
-        f"Command: `{results['command']}`  ",
-        f"Date: {results['date']}  ",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}", "",
+        "# UNIT training speed and memory (CPU)", "", *provenance_lines(results), "",
         "| case | batch | size | median step (s) | images/s | peak RSS (GB) |",
         "|---|---|---|---|---|---|",
     ]

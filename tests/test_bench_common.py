@@ -22,3 +22,11 @@ def test_median_seconds_times_only_the_calls_after_the_warmup():
     seen: list[int] = []
     seconds = common.median_seconds(seen.append, calls=3, warmup=2)
     assert seen == [0, 1, 2, 3, 4] and seconds >= 0
+
+
+def test_provenance_lines_render_the_record_with_and_without_native_bf16():
+    record = common.provenance("conv_peak.py", [])
+    lines = common.provenance_lines(record, "Latest command")
+    assert lines[0] == "Latest command: `python bench/conv_peak.py `  " and lines[1].startswith("Date: ")
+    assert "torch threads, torch" in lines[2] and "native bf16" not in lines[2]
+    assert "native bf16: False" in common.provenance_lines(common.provenance("x.py", [], native_bf16=False))[2]
