@@ -210,7 +210,7 @@ def test_registered_with_its_configs_and_modes():
     assert (official.k, official.style_dim, official.temperature, official.queue_size, official.key_momentum,
             official.warmup_steps, official.joint_guide_scale) == (10, 128, 0.07, 1024, 0.999, 65_000, 0.1)
     assert dict(afhq.loss_weights) == {"gan": 1.0, "r1": 10.0, "recon": 0.1, "style_g": 0.01, "mi": 5.0,
-                                       "style_e": 1.0, "ce": 5.0}
+                                       "style_e": 1.0, "ce": 5.0, "cycle": 0.0}
     assert afhq.train.ema_decay == 0.999 and afhq.train.batch_size == 32
     fractions = {mode: TUNIT.label_fraction(build_config("tunit", [], [f"model.mode={mode}"]).model)
                  for mode in ("unsupervised", "semi", "supervised")}
@@ -288,6 +288,21 @@ def test_warm_up_trains_the_guide_alone_then_everything(tmp_path):
     assert changed("nets.gen.generator") and changed("nets.dis")
     # after the warm-up, E's own terms count x joint_guide_scale (official c_loss = 0.1 * c_loss)
     assert method.weight_of("mi") == pytest.approx(0.5) and method.weight_of("recon") == pytest.approx(0.1)
+
+
+def test_optional_cycle_term_takes_the_translation_back_with_the_own_style(tmp_path):
+    data = make_collection(tmp_path / "data", TRUE_FOLDERS)
+    off = Trainer(tunit_config(data, "model.warmup_steps=0"), tmp_path / "off")
+    assert "loss/gen/cycle" not in off.train_step(off.batches[0])  # the paper's objective: no cycle term
+    trainer = Trainer(tunit_config(data, "model.warmup_steps=0", "loss_weights.cycle=2"), tmp_path / "on")
+    method = trainer.method
+    batch = {k: v.to(trainer.device) for k, v in trainer.batches[0].items()}
+    torch.manual_seed(0)
+    step = method.forward_step(batch)
+    back = method.generator.decode(method.generator.content(step["fake"]), step["style"])
+    torch.testing.assert_close(method.loss_terms("gen", step)["cycle"], (back - step["x"]).abs().mean())
+    logged = trainer.train_step(trainer.batches[1])
+    assert math.isfinite(logged["loss/gen/cycle"]) and logged["loss/gen/cycle"] > 0
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):

@@ -26,13 +26,16 @@ domains, argmax of E_c; s~ = E_s(x~)):
   (the official code judges the reconstruction too); R1 penalty ``r1`` (10) on the real images;
 - ``recon``   (0.1, lambda_rec): |G(x, E_s(x)) - x|_1 (eq. 5);
 - ``style_g`` (0.01, lambda_style^G): InfoNCE(E_s(G(x, s~)), E'_s(x~), queue): the translation carries the
-  reference's style (eq. 4).
+  reference's style (eq. 4);
+- ``cycle``   (0, not in the paper): |G(G(x, s~), E_s(x)) - x|_1, the translation taken back with x's own
+  style. Off by default, as in the paper and the official code; an addition for content that must survive
+  the translation (digits keeping their class), the role MUNIT's optional explicit cycle term plays there.
 
-L_D = gan + r1; L_G = gan + recon + style_g; L_E = L_G + mi + style_e (+ ce) (paper eq. 6-8, weights as above):
-E is trained by its own terms and, through the style codes it gives G, by G's. E is trained alone for the
+L_D = gan + r1; L_G = gan + recon + style_g (+ cycle); L_E = L_G + mi + style_e (+ ce) (paper eq. 6-8, weights as
+above): E is trained by its own terms and, through the style codes it gives G, by G's. E is trained alone for the
 first ``warmup_steps`` (the official unsupervised schedule: 65 of 200 epochs of 1000 iterations), then jointly,
-with E's own terms scaled by ``joint_guide_scale`` (official: ``c_loss = 0.1 * c_loss``). EMA copies of G and
-E (``train.ema_decay`` 0.999, official ``update_average``) serve inference.
+with E's own terms scaled by ``joint_guide_scale`` (official: ``c_loss = 0.1 * c_loss``). EMA copies of G and E
+(``train.ema_decay`` 0.999, official ``update_average``) serve inference.
 
 In this package's terms: the ``gen`` group holds G and E (``nets.gen.generator``, ``nets.gen.guide``), so L_E
 reaches E through G's terms and the trainer's EMA covers both; the momentum encoder, the queue, the step count
@@ -151,6 +154,7 @@ class TUNITWeights:
     mi: float = 5.0
     style_e: float = 1.0
     ce: float = 5.0
+    cycle: float = 0.0
 
 
 class GuidingNetwork(nn.Module):
@@ -394,6 +398,8 @@ class TUNIT(Method):
         fake, rec = split_like(self.generator.decode(cat_batches(content, content), cat_batches(style[order], style)),
                                [x, x])
         step.update(fake=fake, rec=rec)
+        if self.active("cycle"):
+            step["cyc"] = self.generator.decode(self.generator.content(fake), style)
         if self.active("style_g"):
             step["keys_ref"] = key_style[order]
             step["style_fake"] = self.guide.encode_style(fake)
@@ -416,6 +422,8 @@ class TUNIT(Method):
             terms["recon"] = l1(step["rec"], step["x"])
         if self.active("style_g"):
             terms["style_g"] = self._contrast(step["style_fake"], step["keys_ref"])
+        if self.active("cycle"):
+            terms["cycle"] = l1(step["cyc"], step["x"])
         return terms
 
     def _contrast(self, query: Tensor, key: Tensor) -> Tensor:
