@@ -210,7 +210,28 @@ def test_generator_parts_and_groups():
         id(p) for p in method.nets["gen"]["b"].parameters())
 
 
+@pytest.mark.parametrize("shared", [1, 2])
+def test_shared_blocks_are_one_set_of_weights_for_both_domains(shared):
+    separate, method = tiny_munit(), tiny_munit(shared_blocks=shared)
+    a, b = method.nets["gen"]["a"], method.nets["gen"]["b"]
+    n = 2  # n_res of tiny_munit
+    for i in range(n):
+        assert (a.content[-1][i] is b.content[-1][i]) == (i >= n - shared)  # the encoders' last blocks
+        assert (a.decoder[0][i] is b.decoder[0][i]) == (i < shared)  # the decoders' first blocks
+    block = sum(p.numel() for p in a.content[-1][0].parameters()) + sum(p.numel() for p in a.decoder[0][0].parameters())
+    count = sum(p.numel() for p in method.nets["gen"].parameters())
+    assert count == sum(p.numel() for p in separate.nets["gen"].parameters()) - shared * block
+    # each decoder still takes its own AdaIN parameters, its own style: the shared blocks serve both
+    assert num_adain_params(a.decoder) == num_adain_params(b.decoder) == a.mlp[-1].out_features
+    step = method.forward_step(batch())
+    loss = sum(t.mean() for t in method.loss_terms("gen", step).values())
+    loss.backward()
+    assert a.content[-1][-1].parameters().__next__().grad is not None
+
+
 def test_invalid_options():
+    with pytest.raises(ValueError, match=r"model\.shared_blocks must be within 0\.\.n_res=2, got 3"):
+        tiny_munit(shared_blocks=3)
     with pytest.raises(ValueError, match=r"model\.gan_type must be one of"):
         tiny_munit(gan_type="gan")
     with pytest.raises(ValueError, match=r"data\.image_size=8 is too small"):
@@ -475,6 +496,20 @@ def test_resume_equals_uninterrupted_run(tmp_path):
                      for r in read_metrics(tmp_path / "straight")]
     assert [r["step"] for r in strip] == [1, 2, 3, 4]
     assert {"loss/gen/recon_s/a", "loss/gen/recon_c/b", "loss/gen/cyc_x/a", "loss/dis/gan/b"} <= set(strip[0])
+
+
+def test_resume_with_shared_blocks_equals_uninterrupted_run(tmp_path):
+    """Shared modules are saved under both domains' names; loading them back keeps them one set of weights."""
+    data = make_image_folders(tmp_path / "data", size=(20, 16))
+    extra = ["model.shared_blocks=1", "train.ema_decay=0.9"]
+    straight = _fit(data, tmp_path / "straight", *extra, "train.max_steps=4")
+    _fit(data, tmp_path / "split", *extra, "train.max_steps=2")
+    resumed = _fit(data, tmp_path / "split", *extra, "train.max_steps=4", resume=True)
+    assert_identical(straight.state_dict(), resumed.state_dict())
+    for trainer in (resumed, straight):
+        gen = trainer.method.nets["gen"]
+        assert gen["a"].decoder[0][0] is gen["b"].decoder[0][0]
+        assert trainer.ema["a"].decoder[0][0] is trainer.ema["b"].decoder[0][0]  # deepcopy keeps the sharing
 
 
 def test_run_writes_grid_rows_and_bf16_trains(tmp_path):

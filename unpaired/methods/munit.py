@@ -35,6 +35,12 @@ networks.py): gen dim 64, style_dim 8, mlp_dim 256 (3 layers), content encoder w
 residual blocks (instance norm), style encoder with 4 downsamplings and no normalisation, reflect padding,
 ReLU, kaiming init; discriminators 3 scales x 4 layers, dim 64, LeakyReLU, LSGAN, gaussian init.
 
+``model.shared_blocks`` (0 = the official MUNIT, which shares nothing) makes the last residual blocks of the two
+content encoders and the first AdaIN residual blocks of the two decoders one set of weights, UNIT's
+weight-sharing of high-level layers (Liu, Breuel, Kautz, NeurIPS 2017, Sec. 2) applied to MUNIT's content path:
+the shared layers read both domains' content codes alike, which ties the two content spaces together (each
+decoder's AdaIN parameters still come from its own MLP and style code). An addition of this package.
+
 One departure from the official trainer: each step decodes every translation once, for both the
 discriminator and the generator update (the official code draws new styles and decodes again for the
 discriminator). Terms with weight 0 skip their work: the style encoders run on real images only for
@@ -82,6 +88,9 @@ class MUNITConfig(MultiScaleGANConfig):
     mlp_layers: int = 3
     style_n_down: int = 4
     """Stride-2 convs of the style encoder: the first 2 double the width, the rest keep it (official: 4)."""
+    shared_blocks: int = 0
+    """Residual blocks shared by the two domains at the end of the content encoders and at the start of the
+    decoders (UNIT's weight sharing; 0 = none, the official MUNIT)."""
     vgg_weights: str | None = None
     """A VGG16 state_dict file (torchvision layout) for the ``vgg`` term; needed only when its weight is > 0."""
     vgg_layer: str = "relu5_3"
@@ -137,6 +146,19 @@ class AdaINGenerator(nn.Module):
             return self.decoder(content)
 
 
+def share_residual_blocks(first: AdaINGenerator, second: AdaINGenerator, count: int) -> None:
+    """Make ``second`` use ``first``'s last ``count`` content-encoder residual blocks and first ``count``
+    decoder residual blocks (the same modules: one set of weights, counted once by ``parameters()``)."""
+    if count == 0:
+        return
+    encoder_blocks, decoder_blocks = first.content[-1], first.decoder[0]
+    n = len(encoder_blocks)
+    for i in range(n - count, n):
+        second.content[-1][i] = encoder_blocks[i]
+    for i in range(count):
+        second.decoder[0][i] = decoder_blocks[i]
+
+
 @METHODS.register("munit")
 class MUNIT(Method):
     name = "munit"
@@ -157,6 +179,8 @@ class MUNIT(Method):
                              f"(needs >= {2**cfg.style_n_down})")
         if cfg.style_dim < 1 or cfg.mlp_layers < 1:
             raise ValueError("model.style_dim and model.mlp_layers must be >= 1")
+        if not 0 <= cfg.shared_blocks <= cfg.n_res:
+            raise ValueError(f"model.shared_blocks must be within 0..n_res={cfg.n_res}, got {cfg.shared_blocks}")
         if self.active("vgg"):
             from unpaired.nn.vgg import LAYERS, layer_stride
 
@@ -171,6 +195,7 @@ class MUNIT(Method):
                                  f"{2 * layer_stride(cfg.vgg_layer)})")
         self.size_multiple = 2**cfg.n_down
         gen = nn.ModuleDict({d: AdaINGenerator(channels[d], cfg) for d in DOMAINS})
+        share_residual_blocks(gen["a"], gen["b"], cfg.shared_blocks)
         dis = domain_discriminators(cfg, {d: channels[d] for d in DOMAINS})
         init_weights(gen, cfg.init)
         init_weights(dis, "gaussian")  # as the official trainer does for its discriminators
