@@ -80,6 +80,14 @@ def resolve_output_folders(parser: argparse.ArgumentParser, args: argparse.Names
     args.work = args.work or ROOT / "runs" / f"bench_{name}"
 
 
+def pair_counts(rows: Any, cols: Any, shape: tuple[int, int]) -> Any:
+    """How often each (rows[i], cols[i]) pair occurs: a ``shape`` table of counts (a confusion or contingency
+    table), from two 1-D integer tensors."""
+    import torch
+
+    return torch.bincount(rows * shape[1] + cols, minlength=shape[0] * shape[1]).view(shape)
+
+
 def provenance_lines(r: dict[str, Any], command_label: str = "Command") -> list[str]:
     """A ``provenance`` record as Markdown lines (each ending in a line break): command, date, machine."""
     m = r["machine"]

@@ -67,7 +67,14 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_output_options, median_step_seconds, provenance, report_header, resolve_output_folders
+from common import (
+    add_output_options,
+    median_step_seconds,
+    pair_counts,
+    provenance,
+    report_header,
+    resolve_output_folders,
+)
 
 OFFICIAL_MUNIT_64PX_IMAGES_PER_SECOND = 3.7
 SPEED_TARGET = 1.3
@@ -242,15 +249,15 @@ def evaluate_direction(translator: Any, source: str, data: dict, judges: dict, f
     k = len(codes)
     started = time.perf_counter()
     kept = torch.zeros(k)
-    confusion = torch.zeros(DIGIT_CLASSES, DIGIT_CLASSES)  # (source label, judged label), over all styles
+    # counts of (source label, judged label), over all styles
+    confusion = torch.zeros(DIGIT_CLASSES, DIGIT_CLASSES, dtype=torch.long)
     distance_sum, one_style = 0.0, []
     for start, out in translate_styles(translator, images, direction, codes, bf16):
         b = len(out)
         predicted = predict(judges[target], out.flatten(0, 1)).view(b, k)
         truth = labels[start:start + b, None]
         kept += (predicted == truth).float().sum(0)
-        confusion.index_put_((truth.expand(-1, k).flatten(), predicted.flatten()),
-                             torch.ones(b * k), accumulate=True)
+        confusion += pair_counts(truth.expand(-1, k).flatten(), predicted.flatten(), confusion.shape)
         distance_sum += mean_pairwise_distance(out) * b
         one_style.append(out[torch.arange(b), torch.arange(start, start + b) % k])
     kept /= n

@@ -62,7 +62,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_output_options, provenance, report_header, resolve_output_folders
+from common import add_output_options, pair_counts, provenance, report_header, resolve_output_folders
 from munit import autocast, cached_judge
 
 CLUSTER_TARGET = 0.95
@@ -150,8 +150,7 @@ def clustering(translator: Any, pool: Path, hidden: dict[str, Any], sources: lis
     truth = torch.tensor([hidden[p][0] for p in collection.relative_paths])
     accuracy, mapping = majority_accuracy(assigned, truth)
     k = report["k"]
-    table = torch.zeros(k, len(sources), dtype=torch.long)
-    table.index_put_((assigned, truth), torch.ones(len(assigned), dtype=torch.long), accumulate=True)
+    table = pair_counts(assigned, truth, (k, len(sources)))
     main_domain = {name: int(table[:, s].argmax()) for s, name in enumerate(sources)}
     shutil.copy(work / "clusters" / "domains.png", out / "tunit_digits_domains.png")
     shutil.copy(work / "clusters" / "styles_pca.png", out / "tunit_digits_styles.png")

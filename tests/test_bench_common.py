@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import common
+import torch
 
 
 def test_provenance_names_the_command_date_and_machine():
@@ -22,6 +23,12 @@ def test_median_seconds_times_only_the_calls_after_the_warmup():
     seen: list[int] = []
     seconds = common.median_seconds(seen.append, calls=3, warmup=2)
     assert seen == [0, 1, 2, 3, 4] and seconds >= 0
+
+
+def test_pair_counts_is_a_table_of_pair_frequencies():
+    rows, cols = torch.tensor([0, 0, 1, 2, 2, 2]), torch.tensor([1, 1, 0, 2, 2, 0])
+    assert common.pair_counts(rows, cols, (3, 3)).tolist() == [[0, 2, 0], [1, 0, 0], [1, 0, 2]]
+    assert common.pair_counts(rows, cols, (4, 3)).shape == (4, 3)  # rows that never occur are zeros
 
 
 def test_provenance_lines_render_the_record_with_and_without_native_bf16():

@@ -94,10 +94,8 @@ def train(method: str | None, data: str | None, out: Path | None, configs: tuple
 
     try:
         result = trainer.fit()
-    except BaseException:
-        shutdown(trainer.world, together=False)
-        raise
-    shutdown(trainer.world)
+    finally:
+        shutdown(trainer.world)
     if not trainer.world.is_main:
         return
     click.echo(f"stopped at step {result.step} ({result.stopped_by}) after {result.seconds:.0f} s, "

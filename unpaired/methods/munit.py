@@ -149,8 +149,6 @@ class AdaINGenerator(nn.Module):
 def share_residual_blocks(first: AdaINGenerator, second: AdaINGenerator, count: int) -> None:
     """Make ``second`` use ``first``'s last ``count`` content-encoder residual blocks and first ``count``
     decoder residual blocks (the same modules: one set of weights, counted once by ``parameters()``)."""
-    if count == 0:
-        return
     encoder_blocks, decoder_blocks = first.content[-1], first.decoder[0]
     n = len(encoder_blocks)
     for i in range(n - count, n):

@@ -88,17 +88,14 @@ def gather_objects(obj: object, world: World) -> list[object]:
     return out
 
 
-def shutdown(world: World, *, together: bool = True) -> None:
-    """Leave the process group; ``together``: first wait until every process has got here.
+def wait_for_all(world: World) -> None:
+    """Block until every process has got here (nothing to wait for in a single process)."""
+    if world.distributed:
+        dist.barrier()
 
-    A process that tears Gloo down while another still has work in flight (process 0 writes the last
-    checkpoint and sample grid after the loop) can abort in Gloo's C++ threads ("terminate called without an
-    active exception", one run in six on 2 CPU processes), so a run that ended normally waits at a barrier.
-    After an error the others may never get there, so the process leaves at once.
-    """
+
+def shutdown(world: World) -> None:
     if world.distributed and dist.is_initialized():
-        if together:
-            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -110,4 +107,5 @@ __all__ = [
     "gather_objects",
     "init_world",
     "shutdown",
+    "wait_for_all",
 ]

@@ -44,6 +44,7 @@ from unpaired.training.distributed import (
     broadcast_module,
     gather_objects,
     init_world,
+    wait_for_all,
 )
 from unpaired.training.images import image_grid, save_grid
 from unpaired.training.logging import MetricsLog
@@ -448,6 +449,11 @@ class Trainer:
                     grid = self.sample()
             if self.log is not None:
                 self.log.close()
+        # Process 0 alone writes the last grid (and the checkpoint's files) above. Leave together, so no process
+        # tears the process group down while another still works: Gloo then aborts ("terminate called without
+        # an active exception", 1 torchrun run in 6 on 2 CPU processes). Not after an error: the others may
+        # never get here.
+        wait_for_all(self.world)
         if stopped_by == "interrupted":
             raise KeyboardInterrupt(f"stopped after step {self.step}, checkpoint saved")
         seconds = time.perf_counter() - started
