@@ -181,8 +181,15 @@ def test_protocol_writes_its_report_and_no_target_label_reaches_training(tmp_pat
     assert honest["rows"]["target_supervised"]["trace"] != shuffled["rows"]["target_supervised"]["trace"]
     from unpaired.training.checkpoint import load_checkpoint
 
-    assert_identical(load_checkpoint(tmp_path / "a" / "translator")["nets"],
-                     load_checkpoint(tmp_path / "b" / "translator")["nets"], "translator")
+    nets = load_checkpoint(tmp_path / "a" / "translator")["nets"]
+    assert_identical(nets, load_checkpoint(tmp_path / "b" / "translator")["nets"], "translator")
+    # the default translator (unit_adaptation) trained against the run's own source-only classifier, frozen
+    from unpaired.metrics.digits import load_digit_network
+
+    assert honest["translator_config"] == "unit_adaptation" and honest["semantic_consistency"]
+    judge = load_digit_network(tmp_path / "a" / "source_classifier.pt").state_dict()
+    assert_identical({k.removeprefix("semantic_classifier."): v for k, v in nets.items()
+                      if k.startswith("semantic_classifier.")}, judge, "semantic classifier")
     stored = json.loads((tmp_path / "a" / "report.json").read_text())
     assert stored["settings"]["source"] == "mnist" and stored["task"] == "mnist->usps"
     assert "| translated_self_ensembling |" in (tmp_path / "a" / "report.md").read_text()

@@ -263,3 +263,65 @@ def test_unknown_norm_or_padding_in_config():
         tiny_unit(activation="swish")
     with pytest.raises(ValueError, match="unknown norm 'batch'"):
         tiny_unit(dis_norm="batch")
+
+
+# -------------------- semantic consistency (CyCADA)
+
+
+def saved_classifier(path, channels: int = 3):
+    """A DigitClassifier with non-trivial batch-norm statistics (as a trained one has), saved as the semantic
+    term's judge file."""
+    from unpaired.metrics.digits import DigitClassifier, save_digit_network
+
+    torch.manual_seed(3)
+    model = DigitClassifier(channels)
+    model.train()
+    model(torch.rand(8, channels, 16, 16) * 2 - 1)
+    return save_digit_network(model.eval(), path), model
+
+
+def test_semantic_term_needs_a_classifier_file_and_names_a_bad_one(tmp_path):
+    from unpaired.metrics.digits import DigitClassifier, save_feature_net
+
+    semantic = {**ALL_WEIGHTS, "semantic": 1.0}
+    with pytest.raises(ValueError, match=r"model\.semantic_classifier"):
+        tiny_unit(weights=semantic)
+    with pytest.raises(FileNotFoundError, match=r"none\.pt"):
+        tiny_unit(weights=semantic, semantic_classifier=str(tmp_path / "none.pt")).prepare({})
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"bad\.pt"):
+        tiny_unit(weights=semantic, semantic_classifier=str(tmp_path / "bad.pt")).prepare({})
+    features = save_feature_net(DigitClassifier(3), tmp_path / "features.pt")
+    with pytest.raises(ValueError, match=r"features\.pt: not a digit classifier file .*digit_features"):
+        tiny_unit(weights=semantic, semantic_classifier=str(features)).prepare({})
+    gray, _ = saved_classifier(tmp_path / "gray.pt", channels=1)
+    with pytest.raises(ValueError, match=r"gray\.pt: the classifier takes 1-channel images"):
+        tiny_unit(weights=semantic, semantic_classifier=str(gray)).prepare({})
+    with pytest.raises(ValueError, match=r"one channel count"):
+        tiny_unit(channels={"a": 1, "b": 3}, weights=semantic, semantic_classifier=str(gray))
+
+
+def test_semantic_term_trains_the_generators_against_a_frozen_classifier(tmp_path):
+    import torch.nn.functional as F
+    from conftest import assert_identical
+
+    path, reference = saved_classifier(tmp_path / "judge.pt")
+    method = tiny_unit(weights={**ALL_WEIGHTS, "semantic": 1.0}, semantic_classifier=str(path))
+    method.prepare({})
+    assert_identical(method.semantic_classifier.state_dict(), reference.state_dict())
+    method.train()
+    assert method.nets["gen"].training and not method.semantic_classifier.training
+    step = method.forward_step(batch())
+    terms = method.loss_terms("gen", step)
+    assert {"semantic/ab", "semantic/ba"} <= set(terms)
+    with torch.no_grad():  # the class the frozen classifier reads in the input is the translation's target
+        expected = F.cross_entropy(reference(step["x_ab"]), reference(step["x_a"]).argmax(1))
+    assert torch.allclose(terms["semantic/ab"], expected, atol=1e-6)
+    terms["semantic/ab"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.nets["gen"].parameters())
+    assert all(p.grad is None for p in method.semantic_classifier.parameters())
+    assert_identical(method.semantic_classifier.state_dict(), reference.state_dict())  # batch norm untouched
+    # no optimiser or EMA sees it; the checkpoint (the method's state) keeps it
+    assert not {id(p) for p in method.semantic_classifier.parameters()} & {id(p) for p in method.parameters()
+                                                                            if p.requires_grad}
+    assert any(k.startswith("semantic_classifier.") for k in method.state_dict())

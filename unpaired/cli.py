@@ -339,7 +339,8 @@ def eval_paired(checkpoint: Path, data: str, direction: str, size: int, limit: i
               help="Target domain, same forms as --source. Its labels only score the test set (and train the "
                    "target_supervised upper-limit row).")
 @click.option("--method", default="unit", show_default=True, help="Translator method.")
-@click.option("--config", "config", default=None, help="Translator config (default: METHOD_digits).")
+@click.option("--config", "config", default=None,
+              help="Translator config (default: METHOD_adaptation where shipped, as for unit, else METHOD_digits).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Translator config overrides.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Folder for translator/, report.json, report.md and examples.png. Running again into the same "
@@ -348,10 +349,10 @@ def eval_paired(checkpoint: Path, data: str, direction: str, size: int, limit: i
               help="Seed of the translator, the classifiers and the validation split.")
 @click.option("--size", "image_size", type=click.IntRange(min=8), default=28, show_default=True,
               help="Image side (CoGAN/UNIT use 28 for MNIST<->USPS).")
-@click.option("--translator-minutes", type=float, default=8.0, show_default=True,
+@click.option("--translator-minutes", type=float, default=20.0, show_default=True,
               help="Translator training budget (0: steps only).")
-@click.option("--translator-steps", type=click.IntRange(min=1), default=5000, show_default=True,
-              help="Translator training steps (whichever of steps and minutes ends first).")
+@click.option("--translator-steps", type=click.IntRange(min=1), default=None,
+              help="Translator training steps (default: the config's; whichever of steps and minutes ends first).")
 @click.option("--classifier-steps", type=click.IntRange(min=1), default=6000, show_default=True,
               help="Training steps of each classifier row.")
 @click.option("--variants", default=",".join(DEFAULT_VARIANTS_CLI), show_default=True,
@@ -363,7 +364,7 @@ def eval_paired(checkpoint: Path, data: str, direction: str, size: int, limit: i
               help="Arithmetic of the translator and the classifiers (auto: bf16 where the CPU or GPU has it).")
 @click.option("--device", default="auto", show_default=True, help="'auto', 'cpu', 'cuda' or 'cuda:N'.")
 def eval_adaptation(source: str, target: str, method: str, config: str | None, overrides: tuple[str, ...], out: Path,
-                    seed: int, image_size: int, translator_minutes: float, translator_steps: int,
+                    seed: int, image_size: int, translator_minutes: float, translator_steps: int | None,
                     classifier_steps: int, variants: str, fid_steps: int, limit: int | None, precision: str,
                     device: str) -> None:
     """UNIT's domain-adaptation protocol: target test accuracy of classifiers trained with source labels only,

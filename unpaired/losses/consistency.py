@@ -16,12 +16,15 @@
 
 ``f`` is ``vflip`` (upside down) or ``rot90`` (90 degrees clockwise, the paper's Fig. 1), applied to the
 last two axes, so it works on NCHW batches and on single CHW images alike.
+- Semantic consistency (CyCADA, Hoffman et al., ICML 2018, eq. 4): a frozen classifier f trained on the
+  labelled domain must give a translation the class it gives the input, ``CE(f(G(x)), argmax f(x))``.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 GEOMETRIES = ("rot90", "vflip")
 CYCLE_METRICS = ("l1", "mse")
@@ -68,6 +71,15 @@ def geometry_consistency(translated: Tensor, translated_f: Tensor, kind: str) ->
     """
     return (_l1(translated, inverse_geometric_transform(translated_f, kind)),
             _l1(translated_f, geometric_transform(translated, kind)))
+
+
+def semantic_consistency(classifier: nn.Module, inputs: Tensor, translations: Tensor) -> Tensor:
+    """CyCADA's semantic loss: cross-entropy of ``classifier(translations)`` against the classes the same frozen
+    ``classifier`` reads in ``inputs`` (pseudo-labels, so no label is needed). Gradients reach the translations
+    only: the pseudo-labels are taken without a graph, and the classifier's own parameters should be frozen."""
+    with torch.no_grad():
+        pseudo_labels = classifier(inputs).argmax(1)
+    return F.cross_entropy(classifier(translations).float(), pseudo_labels)
 
 
 # -------------------- DistanceGAN

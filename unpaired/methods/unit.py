@@ -22,6 +22,12 @@ Objective (paper eq. 6-9), with the term names used as ``loss_weights`` keys:
   domain-a labels, for x_a through D_a and for its translation x_ab through D_b. With the discriminators'
   high-level layers shared (``dis_shared_layers``), the head then classifies real domain-b images through D_b
   (``classify``), although it never saw a domain-b label.
+- ``semantic`` (0 by default; not in the UNIT paper): CyCADA's semantic consistency (Hoffman et al., "CyCADA:
+  Cycle-Consistent Adversarial Domain Adaptation", ICML 2018, eq. 4), for domain adaptation: a frozen digit
+  classifier trained on domain-a labels (``semantic_classifier``, a file of
+  ``unpaired.metrics.digits.save_digit_network``) must read in each translation x_ab, x_ba the class it reads in
+  its input x_a, x_b. It needs no label (pseudo-labels of the frozen classifier), and it keeps the translations'
+  classes where UNIT alone lets the cycle be met through detail hidden in a translation of another digit.
 
 Defaults are the official implementation's (github.com/mingyuliutw/UNIT, configs/unit_*_folder.yaml):
 gen dim 64, 2 downsamplings, 4 residual blocks, reflect padding, ReLU; discriminators 3 scales x 4
@@ -39,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unpaired.losses.consistency import semantic_consistency
 from unpaired.losses.reconstruction import kl_standard_normal, l1
 from unpaired.methods.base import (
     DOMAINS,
@@ -66,6 +73,9 @@ class UNITConfig(MultiScaleGANConfig):
     """Std of eps in z = h + eps while training (the posterior's fixed standard deviation)."""
     classes: int = 0
     """Classes of the domain-adaptation classifier head on the discriminators (0: none); needs domain-a labels."""
+    semantic_classifier: str = ""
+    """File of the frozen classifier of the ``semantic`` term (``save_digit_network``, kind digit_classifier);
+    read once, when a fresh run starts, and then kept in the run's checkpoints."""
 
 
 @dataclass
@@ -77,6 +87,7 @@ class UNITWeights:
     cyc_kl: float = 0.01
     gp: float = 10.0
     cls: float = 1.0
+    semantic: float = 0.0
 
 
 @METHODS.register("unit")
@@ -116,6 +127,35 @@ class UNIT(Method):
         init_weights(dis, "gaussian")  # as the official trainer does for its discriminators
         self.nets["dis"] = dis
         self.nets["gen"] = gen
+        # outside ``nets``: no optimiser and no EMA copy see it, but the checkpoints keep it
+        self.semantic_classifier: nn.Module | None = None
+        if self.active("semantic") and not cfg.semantic_classifier:
+            raise ValueError("loss_weights.semantic > 0 needs model.semantic_classifier (a digit classifier file "
+                             "trained on domain-a labels)")
+        if cfg.semantic_classifier:
+            if channels["a"] != channels["b"]:
+                raise ValueError(f"model.semantic_classifier reads both domains, which need one channel count; got "
+                                 f"a {channels['a']}, b {channels['b']}")
+            from unpaired.metrics.digits import DigitClassifier
+
+            self.semantic_classifier = DigitClassifier(channels["a"]).requires_grad_(False).eval()
+
+    def prepare(self, sources: dict) -> None:
+        if self.semantic_classifier is not None:
+            from unpaired.metrics.digits import load_digit_network
+
+            path = self.cfg.semantic_classifier
+            classifier = load_digit_network(path, "digit_classifier")
+            if classifier[0].in_channels != self.channels["a"]:
+                raise ValueError(f"{path}: the classifier takes {classifier[0].in_channels}-channel images, the "
+                                 f"domains have {self.channels['a']}")
+            self.semantic_classifier.load_state_dict(classifier.state_dict())
+
+    def train(self, mode: bool = True) -> UNIT:
+        super().train(mode)
+        if self.semantic_classifier is not None:  # frozen: batch norm keeps its running statistics
+            self.semantic_classifier.eval()
+        return self
 
     @classmethod
     def labelled_domains(cls, cfg: UNITConfig) -> tuple[str, ...]:
@@ -197,6 +237,9 @@ class UNIT(Method):
                 terms[f"cyc_x/{d}"] = l1(step[f"x_{d}{other}{d}"], step[f"x_{d}"])
             if self.active("cyc_kl"):
                 terms[f"cyc_kl/{d}"] = kl_standard_normal(step[f"h_{d}{other}"])
+            if self.semantic_classifier is not None and self.active("semantic"):
+                terms[f"semantic/{d}{other}"] = semantic_consistency(self.semantic_classifier, step[f"x_{d}"],
+                                                                     step[f"x_{d}{other}"])
         return terms
 
     # -- inference -----------------------------------------------------------------------------------

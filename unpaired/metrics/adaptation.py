@@ -5,8 +5,12 @@ The table this reproduces is UNIT's (Liu, Breuel, Kautz, "Unsupervised Image-to-
 NeurIPS 2017, Table 2: MNIST->USPS 0.9597, USPS->MNIST 0.9358, SVHN->MNIST 0.9053), which follows CoGAN's
 protocol (Liu & Tuzel, NeurIPS 2016). One run:
 
-1. trains the translator (any registered method, default UNIT) on the *unlabelled* training images of both
-   domains, through the shared trainer;
+1. trains the translator (any registered method, default UNIT with the shipped ``unit_adaptation`` config) on the
+   *unlabelled* training images of both domains, through the shared trainer. When the translator config asks for
+   a semantic-consistency term (``loss_weights.semantic`` > 0, CyCADA's; ``unit_adaptation`` does), the protocol
+   first trains the ``source_only`` classifier below and hands it over, frozen, as that term's judge
+   (``model.semantic_classifier``): translations must keep the class it reads in their inputs. It sees source
+   labels only, like every row but ``target_supervised``;
 2. translates the labelled source training digits into the target domain;
 3. trains digit classifiers with the same network and recipe, each on a different input:
 
@@ -75,12 +79,15 @@ class AdaptationSettings:
     target: str = "usps"
     method: str = "unit"
     config: str | None = None
-    """Translator config file or shipped name; default ``<method>_digits``."""
+    """Translator config file or shipped name; default ``<method>_adaptation`` where one is shipped (UNIT),
+    else ``<method>_digits``."""
     overrides: list[str] = field(default_factory=list)
     """Extra ``--set`` overrides of the translator config."""
     image_size: int = 28
-    translator_steps: int = 5000
-    translator_minutes: float | None = 8.0
+    translator_steps: int | None = None
+    """Translator training steps; None: the config's ``train.max_steps`` (2000 in ``unit_adaptation``)."""
+    translator_minutes: float | None = 20.0
+    """Wall-time cap of the translator (None: none); ``unit_adaptation``'s 2000 steps take ~13 min on 2 cores."""
     classifier_steps: int = 6000
     """6000, not 2000: on MNIST -> USPS seed 0 it raised self-ensembling's *source validation* accuracy from 0.974
     to 0.983 (the split carved out of the source training digits, the only data that chooses settings here)."""
@@ -111,8 +118,8 @@ class AdaptationSettings:
                              f"{', '.join(VARIANTS)}")
         if not 0 < self.validation_fraction < 1:
             raise ConfigError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction}")
-        for name in ("image_size", "classifier_steps", "batch_size"):
-            if getattr(self, name) < 1:
+        for name in ("image_size", "classifier_steps", "batch_size", "translator_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
 
 
@@ -277,16 +284,33 @@ def load_digit_domains(settings: AdaptationSettings, root: Path) -> DigitDomains
                         target_x, target_y, load(settings.target, "test"), channels)
 
 
-def _translator_config(settings: AdaptationSettings, classes: int) -> Any:
+def translator_config_name(settings: AdaptationSettings) -> str:
+    """The translator config: the user's, else ``<method>_adaptation`` where shipped, else ``<method>_digits``."""
+    from unpaired.config import PACKAGED_CONFIGS
+
+    if settings.config:
+        return settings.config
+    shipped = (PACKAGED_CONFIGS / f"{settings.method}_adaptation.yaml").is_file()
+    return f"{settings.method}_{'adaptation' if shipped else 'digits'}"
+
+
+def wants_semantic_classifier(cfg: Any) -> bool:
+    """Whether a translator config asks for a semantic-consistency term (which needs the source classifier)."""
+    return float(cfg.get("loss_weights", {}).get("semantic", 0.0)) > 0
+
+
+def _translator_config(settings: AdaptationSettings, classes: int, semantic_classifier: Path | None = None) -> Any:
     from unpaired.config import build_config
 
-    config = settings.config or f"{settings.method}_digits"
     sets = [f"data.source={settings.source}:{settings.target}", f"data.image_size={settings.image_size}",
-            f"train.max_steps={settings.translator_steps}", f"train.seed={settings.seed}",
-            f"train.precision={settings.precision}", "train.progress=true"]
+            f"train.seed={settings.seed}", f"train.precision={settings.precision}", "train.progress=true"]
+    if settings.translator_steps:
+        sets.append(f"train.max_steps={settings.translator_steps}")
     if settings.translator_minutes:
         sets.append(f"train.max_minutes={settings.translator_minutes}")
-    cfg = build_config(settings.method, [config], sets + list(settings.overrides))
+    if semantic_classifier is not None:
+        sets.append(f"model.semantic_classifier={semantic_classifier}")
+    cfg = build_config(settings.method, [translator_config_name(settings)], sets + list(settings.overrides))
     if "discriminator_head" in settings.variants:  # the paper's way: the head, and CoGAN-style shared D layers
         from unpaired.config import ConfigError, apply_overrides
 
@@ -298,16 +322,18 @@ def _translator_config(settings: AdaptationSettings, classes: int) -> Any:
     return cfg
 
 
-def train_translator(settings: AdaptationSettings, run_dir: Path, classes: int) -> Any:
+def train_translator(settings: AdaptationSettings, run_dir: Path, classes: int,
+                     semantic_classifier: Path | None = None) -> Any:
     """Train (or, when ``run_dir`` holds an unfinished run of the same settings, resume) the translator on the
-    unlabelled training images of both domains; returns the Translator."""
+    unlabelled training images of both domains; returns the Translator. ``semantic_classifier``: the file of the
+    frozen source classifier, for a config with a semantic-consistency term."""
     from unpaired.inference import load
     from unpaired.training.trainer import Trainer
 
     done = run_dir / "translator_done.json"
     if done.is_file():  # a finished translator (e.g. of a run killed later, while training classifiers)
         return load(run_dir, device=json.loads(done.read_text())["device"])
-    cfg = _translator_config(settings, classes)
+    cfg = _translator_config(settings, classes, semantic_classifier)
     resume = (run_dir / "config.yaml").is_file()  # killed while training: continue exactly where it stopped
     trainer = Trainer(cfg, run_dir, resume=resume)
     if settings.limit is not None:  # quick checks: train on the same first images the classifiers use
@@ -338,13 +364,37 @@ def head_accuracy(translator: Any, images: Tensor, labels: Tensor, domain: str, 
 
 
 @torch.no_grad()
-def translate_all(translator: Any, images: Tensor, direction: str, batch_size: int = 512) -> Tensor:
-    """uint8 digits -> their translations, as uint8 (what saved images would hold)."""
+def translate_all(translator: Any, images: Tensor, direction: str, batch_size: int = 512,
+                  bf16: bool = False) -> Tensor:
+    """uint8 digits -> their translations, as uint8 (what saved images would hold); ``bf16``: under bf16
+    autocast (as the translator trained)."""
     out = []
+    device_type = translator.device.type
     for i in range(0, images.shape[0], batch_size):
-        y = translator.translate(to_unit_range(images[i:i + batch_size]), direction).float().cpu()
+        with torch.autocast(device_type, torch.bfloat16, enabled=bf16):
+            y = translator.translate(to_unit_range(images[i:i + batch_size]), direction).float().cpu()
         out.append(y.add(1).mul(127.5).round_().clamp_(0, 255).to(torch.uint8))
     return torch.cat(out)
+
+
+SOURCE_CLASSIFIER_FILE = "source_classifier.pt"
+
+
+def source_classifier(domains: DigitDomains, settings: AdaptationSettings, out: Path, device: torch.device,
+                      bf16: bool) -> tuple[ClassifierRun, Path]:
+    """The ``source_only`` classifier (source digits and labels only), trained once per run folder and kept in
+    ``out``/source_classifier.pt: it is both the no-adaptation row and the frozen judge of a translator's
+    semantic-consistency term. A killed run reuses the file."""
+    from .digits import load_digit_network, save_digit_network
+
+    path = out / SOURCE_CLASSIFIER_FILE
+    if path.is_file():
+        model = load_digit_network(path, "digit_classifier", device)
+        return ClassifierRun(model, list(model.info["trace"]), model.info["seconds"]), path
+    run = train_digit_classifier(*domains.source_fit, settings, settings.seed, device=device, bf16=bf16)
+    save_digit_network(run.model, path, "digit_classifier", trace=run.trace, seconds=run.seconds,
+                       source=settings.source, seed=settings.seed)
+    return run, path
 
 
 def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = None,
@@ -367,24 +417,31 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
     timings: dict[str, float] = {}
     translated = val_translated = test_translated = None
     needs_translator = any(v.startswith("translated") or v == "discriminator_head" for v in settings.variants)
-    if needs_translator or settings.fid_steps:
+    needs_translator = needs_translator or bool(settings.fid_steps)
+    # the source-only classifier first: it is a row, and the frozen judge of a semantic-consistency term
+    semantic = needs_translator and wants_semantic_classifier(_translator_config(settings, 1))
+    source_run = source_file = None
+    if semantic or "source_only" in settings.variants:
+        t0 = time.perf_counter()
+        source_run, source_file = source_classifier(domains, settings, out, torch_device, bf16)
+        timings["source_classifier"] = time.perf_counter() - t0
+    if needs_translator:
         t0 = time.perf_counter()
         classes = int(domains.source_fit[1].max()) + 1
-        translator = train_translator(settings, out / "translator", classes)
+        translator = train_translator(settings, out / "translator", classes,
+                                      source_file.resolve() if semantic else None)  # type: ignore[union-attr]
         timings["translator"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        translated = translate_all(translator, domains.source_fit[0], "a2b")
-        val_translated = translate_all(translator, domains.source_val[0], "a2b")
-        test_translated = translate_all(translator, domains.source_test[0], "a2b")
+        translated = translate_all(translator, domains.source_fit[0], "a2b", bf16=bf16)
+        val_translated = translate_all(translator, domains.source_val[0], "a2b", bf16=bf16)
+        test_translated = translate_all(translator, domains.source_test[0], "a2b", bf16=bf16)
         timings["translate"] = time.perf_counter() - t0
 
     inputs: dict[str, tuple[Tensor, Tensor, Tensor | None, Tensor]] = {}  # variant: (x, y, unlabelled, x_val)
     fit_x, fit_y = domains.source_fit
     target_x = domains.target_train_images
     for variant in settings.variants:
-        if variant == "source_only":
-            inputs[variant] = (fit_x, fit_y, None, domains.source_val[0])
-        elif variant == "translated":
+        if variant == "translated":
             inputs[variant] = (translated, fit_y, None, val_translated)  # type: ignore[assignment]
         elif variant == "translated_self_ensembling":
             inputs[variant] = (translated, fit_y, target_x, val_translated)  # type: ignore[assignment]
@@ -396,7 +453,12 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
                desc="classifiers")
     for i, variant in enumerate(settings.variants):
         bar.set_postfix_str(variant)
-        if variant == "discriminator_head":  # trained with the translator; only scored here
+        if variant == "source_only":  # trained above
+            run = source_run  # type: ignore[assignment]
+            rows[variant] = {"target_test_accuracy": accuracy(run.model, test_x, test_y),
+                             "source_validation_accuracy": accuracy(run.model, *domains.source_val)}
+            bar.update(settings.classifier_steps)
+        elif variant == "discriminator_head":  # trained with the translator; only scored here
             started_head = time.perf_counter()
             rows[variant] = {
                 "target_test_accuracy": head_accuracy(translator, test_x, test_y, "b"),
@@ -404,7 +466,7 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
                 "trace": [], "seconds": round(time.perf_counter() - started_head, 1)}
             bar.update(settings.classifier_steps)
             continue
-        if variant == "target_supervised":  # the upper limit: the one row trained with target labels
+        elif variant == "target_supervised":  # the upper limit: the one row trained with target labels
             run = train_digit_classifier(target_x, domains.target_train_labels, settings, settings.seed + i,
                                          device=torch_device, bf16=bf16, progress=bar.update)
             rows[variant] = {"target_test_accuracy": accuracy(run.model, test_x, test_y)}
@@ -438,6 +500,8 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
         "data": {"source_fit": int(fit_x.shape[0]), "source_validation": int(domains.source_val[0].shape[0]),
                  "target_train_unlabelled": int(target_x.shape[0]), "target_test": int(test_x.shape[0]),
                  "image_size": settings.image_size, "channels": domains.channels, "root": str(root)},
+        "translator_config": translator_config_name(settings) if needs_translator else None,
+        "semantic_consistency": bool(semantic),
         "accuracy": {v: r["target_test_accuracy"] for v, r in rows.items()},
         "rows": rows,
         "digit_fid": fid,

@@ -218,14 +218,16 @@ def feature_net_path(path: str | Path) -> Path:
     return path / FEATURE_NET_FILE if path.is_dir() or not path.suffix else path
 
 
-def save_feature_net(model: DigitClassifier, path: str | Path, **info: Any) -> Path:
-    """Write the feature network (a file, or ``FEATURE_NET_FILE`` in a folder) atomically as plain data that
-    ``torch.load(..., weights_only=True)`` opens: ``{"kind", "format", "state_dict", "in_channels",
-    "image_size", "info"}``. ``info``: plain values to keep with it (training sets, steps, accuracies)."""
+def save_digit_network(model: DigitClassifier, path: str | Path, kind: str = "digit_classifier",
+                       **info: Any) -> Path:
+    """Write a ``DigitClassifier`` to the file ``path`` atomically as plain data that ``torch.load(...,
+    weights_only=True)`` opens: ``{"kind", "format", "state_dict", "in_channels", "image_size", "info"}``.
+    ``kind`` says what the network is for (``digit_features``: the FID network; ``digit_classifier``: e.g. the
+    source classifier of a semantic-consistency term); ``info``: plain values to keep with it."""
     from unpaired.training.checkpoint import atomic_write
 
-    path = feature_net_path(path)
-    state = {"kind": "digit_features", "format": FEATURE_NET_FORMAT,
+    path = Path(path)
+    state = {"kind": kind, "format": FEATURE_NET_FORMAT,
              "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
              "in_channels": int(model[0].in_channels), "image_size": getattr(model, "image_size", None),
              "info": info}
@@ -233,18 +235,22 @@ def save_feature_net(model: DigitClassifier, path: str | Path, **info: Any) -> P
     return path
 
 
-def load_feature_net(path: str | Path, device: str | torch.device = "cpu") -> DigitClassifier:
-    """Read a network written by ``save_feature_net`` (never runs code from the file); eval mode, with
-    ``image_size`` and ``info`` attributes."""
-    path = feature_net_path(path)
+def load_digit_network(path: str | Path, kind: str = "digit_classifier",
+                       device: str | torch.device = "cpu") -> DigitClassifier:
+    """Read a network of ``kind`` written by ``save_digit_network`` (never runs code from the file); eval mode,
+    with ``image_size`` and ``info`` attributes. A missing file, another kind or a damaged file raise an error
+    naming the file."""
+    path = Path(path)
+    what = ("digit feature network" if kind == "digit_features" else kind.replace("_", " ")) + " file"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no digit feature network here (train one with ensure_feature_net)") from None
+        raise FileNotFoundError(f"{path}: no {what} here") from None
     except Exception as err:
-        raise ValueError(f"{path}: not a digit feature network file ({err})") from err
-    if not isinstance(state, dict) or state.get("kind") != "digit_features":
-        raise ValueError(f"{path}: not a digit feature network file")
+        raise ValueError(f"{path}: not a {what} ({err})") from err
+    if not isinstance(state, dict) or state.get("kind") != kind:
+        found = state.get("kind") if isinstance(state, dict) else None
+        raise ValueError(f"{path}: not a {what}" + (f" (it holds a {found})" if found else ""))
     if state.get("format", 0) > FEATURE_NET_FORMAT:
         raise ValueError(f"{path}: format {state['format']} is newer than this unpaired reads ({FEATURE_NET_FORMAT})")
     model = DigitClassifier(state["in_channels"])
@@ -252,6 +258,21 @@ def load_feature_net(path: str | Path, device: str | torch.device = "cpu") -> Di
     model.image_size = state["image_size"]
     model.info = dict(state.get("info") or {})
     return model.to(device).eval()
+
+
+def save_feature_net(model: DigitClassifier, path: str | Path, **info: Any) -> Path:
+    """Write the feature network (a file, or ``FEATURE_NET_FILE`` in a folder): ``save_digit_network`` of kind
+    ``digit_features``. ``info``: plain values to keep with it (training sets, steps, accuracies)."""
+    return save_digit_network(model, feature_net_path(path), "digit_features", **info)
+
+
+def load_feature_net(path: str | Path, device: str | torch.device = "cpu") -> DigitClassifier:
+    """Read a network written by ``save_feature_net`` (a file, or ``FEATURE_NET_FILE`` in a folder)."""
+    path = feature_net_path(path)
+    try:
+        return load_digit_network(path, "digit_features", device)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no digit feature network here (train one with ensure_feature_net)") from None
 
 
 def ensure_feature_net(folder: str | Path, root: Any = None, names: tuple[str, ...] = ("mnist", "usps"),
