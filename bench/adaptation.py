@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import shlex
 import shutil
@@ -93,7 +94,9 @@ def main() -> None:
             elif args.records_only:
                 continue
             else:
-                folder = args.work / name
+                # one work folder per settings: a run of other settings is never resumed or reused
+                digest = hashlib.sha1(json.dumps(asdict(settings), sort_keys=True).encode()).hexdigest()[:8]
+                folder = args.work / f"{name}_{digest}"
                 started = time.perf_counter()
                 report = run_adaptation(settings, folder)
                 report["wall_seconds"] = round(time.perf_counter() - started, 1)

@@ -267,3 +267,23 @@ def test_unit_classifier_head_on_unlabelled_domain_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="labels of domain a"):
         Trainer(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_of_other_settings_is_refused_not_reused(tmp_path, monkeypatch):
+    root = digit_root(tmp_path / "data")
+    settings = quick_settings(variants=["source_only"], fid_steps=0, classifier_steps=4)
+    run_adaptation(settings, tmp_path / "run", root=root, progress=False)
+    before = sorted(p.name for p in (tmp_path / "run").iterdir())
+    from unpaired.training.trainer import RunFolderError
+
+    with pytest.raises(RunFolderError, match=r"other settings \(classifier_steps, seed\)"):
+        run_adaptation(quick_settings(variants=["source_only"], fid_steps=0, classifier_steps=5, seed=1),
+                       tmp_path / "run", root=root, progress=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before  # nothing touched
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(RunFolderError, match=r"holds no settings\.json"):
+        run_adaptation(settings, tmp_path / "other", root=root, progress=False)
+    monkeypatch.setenv("UNPAIRED_DATA", str(root))  # the CLI says it in one line, with a non-zero exit
+    code, _, err = run_cli("eval", "adaptation", "--out", tmp_path / "run", "--seed", "3", "--size", "16")
+    assert code != 0 and "other settings" in err and "Traceback" not in err

@@ -397,6 +397,33 @@ def source_classifier(domains: DigitDomains, settings: AdaptationSettings, out: 
     return run, path
 
 
+SETTINGS_FILE = "settings.json"
+
+
+def claim_run_folder(out: Path, settings: AdaptationSettings) -> None:
+    """Create ``out`` and record the run's settings there, or check that a folder used before ran the very same
+    settings: its finished translator and source classifier are reused, so a folder of other settings (another
+    config, seed, size...) is refused with the differences, never mixed into this run."""
+    from unpaired.training.checkpoint import atomic_write
+    from unpaired.training.trainer import RunFolderError
+
+    path = out / SETTINGS_FILE
+    mine = asdict(settings)
+    if path.is_file():
+        theirs = json.loads(path.read_text())
+        if theirs != mine:
+            changed = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+            raise RunFolderError(f"{out}: holds an adaptation run with other settings ({', '.join(changed)}); "
+                                 "choose another --out, or delete that folder")
+        return
+    if out.is_dir() and any(out.iterdir()):
+        raise RunFolderError(f"{out}: folder exists, is not empty and holds no {SETTINGS_FILE} of an adaptation "
+                             "run; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(mine, indent=2).encode()
+    atomic_write(path, lambda handle: handle.write(text))
+
+
 def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = None,
                    device: str = "auto", progress: bool = True) -> dict[str, Any]:
     """One full adaptation run into ``out`` (translator/, report.json, report.md, examples.png)."""
@@ -410,7 +437,7 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
     out = Path(out)
     started = time.perf_counter()
     domains = load_digit_domains(settings, root)  # bad data is reported before anything is written
-    out.mkdir(parents=True, exist_ok=True)
+    claim_run_folder(out, settings)
     torch_device = resolve_device(device)
     bf16 = resolve_precision(settings.precision, torch_device) == "bf16"
 
