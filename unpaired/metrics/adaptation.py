@@ -445,8 +445,9 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
     translated = val_translated = test_translated = None
     needs_translator = any(v.startswith("translated") or v == "discriminator_head" for v in settings.variants)
     needs_translator = needs_translator or bool(settings.fid_steps)
+    classes = int(domains.source_fit[1].max()) + 1
     # the source-only classifier first: it is a row, and the frozen judge of a semantic-consistency term
-    semantic = needs_translator and wants_semantic_classifier(_translator_config(settings, 1))
+    semantic = needs_translator and wants_semantic_classifier(_translator_config(settings, classes))
     source_run = source_file = None
     if semantic or "source_only" in settings.variants:
         t0 = time.perf_counter()
@@ -454,7 +455,6 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
         timings["source_classifier"] = time.perf_counter() - t0
     if needs_translator:
         t0 = time.perf_counter()
-        classes = int(domains.source_fit[1].max()) + 1
         translator = train_translator(settings, out / "translator", classes,
                                       source_file.resolve() if semantic else None)  # type: ignore[union-attr]
         timings["translator"] = time.perf_counter() - t0
