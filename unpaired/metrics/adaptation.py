@@ -299,7 +299,7 @@ def wants_semantic_classifier(cfg: Any) -> bool:
     return float(cfg.get("loss_weights", {}).get("semantic", 0.0)) > 0
 
 
-def _translator_config(settings: AdaptationSettings, classes: int, semantic_classifier: Path | None = None) -> Any:
+def _translator_config(settings: AdaptationSettings, classes: int) -> Any:
     from unpaired.config import build_config
 
     sets = [f"data.source={settings.source}:{settings.target}", f"data.image_size={settings.image_size}",
@@ -308,8 +308,6 @@ def _translator_config(settings: AdaptationSettings, classes: int, semantic_clas
         sets.append(f"train.max_steps={settings.translator_steps}")
     if settings.translator_minutes:
         sets.append(f"train.max_minutes={settings.translator_minutes}")
-    if semantic_classifier is not None:
-        sets.append(f"model.semantic_classifier={semantic_classifier}")
     cfg = build_config(settings.method, [translator_config_name(settings)], sets + list(settings.overrides))
     if "discriminator_head" in settings.variants:  # the paper's way: the head, and CoGAN-style shared D layers
         from unpaired.config import ConfigError, apply_overrides
@@ -322,18 +320,15 @@ def _translator_config(settings: AdaptationSettings, classes: int, semantic_clas
     return cfg
 
 
-def train_translator(settings: AdaptationSettings, run_dir: Path, classes: int,
-                     semantic_classifier: Path | None = None) -> Any:
-    """Train (or, when ``run_dir`` holds an unfinished run of the same settings, resume) the translator on the
-    unlabelled training images of both domains; returns the Translator. ``semantic_classifier``: the file of the
-    frozen source classifier, for a config with a semantic-consistency term."""
+def train_translator(settings: AdaptationSettings, cfg: Any, run_dir: Path) -> Any:
+    """Train (or, when ``run_dir`` holds an unfinished run of the same settings, resume) the translator of config
+    ``cfg`` on the unlabelled training images of both domains; returns the Translator."""
     from unpaired.inference import load
     from unpaired.training.trainer import Trainer
 
     done = run_dir / "translator_done.json"
     if done.is_file():  # a finished translator (e.g. of a run killed later, while training classifiers)
         return load(run_dir, device=json.loads(done.read_text())["device"])
-    cfg = _translator_config(settings, classes, semantic_classifier)
     resume = (run_dir / "config.yaml").is_file()  # killed while training: continue exactly where it stopped
     trainer = Trainer(cfg, run_dir, resume=resume)
     if settings.limit is not None:  # quick checks: train on the same first images the classifiers use
@@ -445,9 +440,9 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
     translated = val_translated = test_translated = None
     needs_translator = any(v.startswith("translated") or v == "discriminator_head" for v in settings.variants)
     needs_translator = needs_translator or bool(settings.fid_steps)
-    classes = int(domains.source_fit[1].max()) + 1
+    cfg = _translator_config(settings, int(domains.source_fit[1].max()) + 1) if needs_translator else None
     # the source-only classifier first: it is a row, and the frozen judge of a semantic-consistency term
-    semantic = needs_translator and wants_semantic_classifier(_translator_config(settings, classes))
+    semantic = cfg is not None and wants_semantic_classifier(cfg)
     source_run = source_file = None
     if semantic or "source_only" in settings.variants:
         t0 = time.perf_counter()
@@ -455,8 +450,11 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
         timings["source_classifier"] = time.perf_counter() - t0
     if needs_translator:
         t0 = time.perf_counter()
-        translator = train_translator(settings, out / "translator", classes,
-                                      source_file.resolve() if semantic else None)  # type: ignore[union-attr]
+        if semantic:
+            from unpaired.config import apply_overrides
+
+            cfg = apply_overrides(cfg, [f"model.semantic_classifier={source_file.resolve()}"])  # type: ignore[union-attr]
+        translator = train_translator(settings, cfg, out / "translator")
         timings["translator"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         translated = translate_all(translator, domains.source_fit[0], "a2b", bf16=bf16)
