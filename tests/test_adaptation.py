@@ -22,6 +22,7 @@ from unpaired.metrics.adaptation import (
     VARIANTS,
     AdaptationSettings,
     class_balance_loss,
+    ensemble_accuracy,
     random_affine,
     recalibrate_batch_norm,
     run_adaptation,
@@ -111,11 +112,38 @@ def test_class_balance_loss_is_the_summed_bce_against_uniform_and_smallest_when_
     assert float(class_balance_loss(balanced)) < float(class_balance_loss(p)) < float(class_balance_loss(collapsed))
 
 
+class FixedLogits(nn.Module):
+    """Logits looked up by the image's first pixel (an index): a classifier whose every answer is hand-set."""
+
+    def __init__(self, logits: list[list[float]]) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.tensor(logits))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits[x[:, 0, 0, 0].long()]
+
+
+def test_ensemble_averages_probabilities_each_member_reading_its_own_view():
+    a = FixedLogits([[2.0, 0.0], [0.0, 0.2]])  # right on image 0 (p 0.88), narrowly wrong on image 1 (p 0.55)
+    b = FixedLogits([[0.0, 1.0], [3.0, 0.0], [0.0, 9.0]])  # wrong on 0 (p 0.73), right on 1 (p 0.95); 2: class 1
+    images = torch.tensor([0.0, 1.0]).view(2, 1, 1, 1)
+    labels = torch.tensor([0, 0])
+    assert ensemble_accuracy([a], [images], labels) == 0.5 and ensemble_accuracy([b], [images], labels) == 0.5
+    # mean probabilities: image 0 -> (0.88 + 0.27) / 2 for class 0, image 1 -> (0.45 + 0.95) / 2: both right
+    assert ensemble_accuracy([a, b], [images, images], labels) == 1.0
+    # b reads its own view of the same digits (as translations for a classifier trained on them): image 1 -> 2
+    assert ensemble_accuracy([a, b], [images, torch.tensor([0.0, 2.0]).view(2, 1, 1, 1)], labels) == 0.5
+
+
 def test_settings_refuse_unknown_variants_and_bad_fractions():
     with pytest.raises(ConfigError, match="unknown adaptation variant"):
         AdaptationSettings(variants=["source_only", "magic"]).check()
     with pytest.raises(ConfigError, match="validation_fraction"):
         AdaptationSettings(validation_fraction=1.0).check()
+    with pytest.raises(ConfigError, match="add self_ensembling to the variants"):
+        AdaptationSettings(variants=["translated_self_ensembling", "ensemble"]).check()
+    with pytest.raises(ConfigError, match="add self_ensembling to the variants"):
+        AdaptationSettings(variants=["source_only", "ensemble_without_translation"]).check()
 
 
 # -- the user's own labelled digits -----------------------------------------------------------------------------
@@ -179,6 +207,10 @@ def test_protocol_writes_its_report_and_no_target_label_reaches_training(tmp_pat
         if variant != "target_supervised":
             assert honest["rows"][variant]["trace"] == shuffled["rows"][variant]["trace"], variant
     assert honest["rows"]["target_supervised"]["trace"] != shuffled["rows"]["target_supervised"]["trace"]
+    # the ensembles are scored like every row; the control also scores its own second classifier alone
+    for row in ("ensemble", "ensemble_without_translation"):
+        assert 0 <= honest["rows"][row]["source_validation_accuracy"] <= 1
+    assert 0 <= honest["rows"]["ensemble_without_translation"]["member_target_test_accuracy"] <= 1
     from unpaired.training.checkpoint import load_checkpoint
 
     nets = load_checkpoint(tmp_path / "a" / "translator")["nets"]

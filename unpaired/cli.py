@@ -15,9 +15,9 @@ import click
 from unpaired.config import ConfigError, build_config
 
 # the adaptation variants, named here without importing torch (the CLI starts fast)
-VARIANTS_CLI = ("source_only", "translated", "translated_self_ensembling", "self_ensembling", "discriminator_head",
-                "target_supervised")
-DEFAULT_VARIANTS_CLI = ("source_only", "translated", "translated_self_ensembling", "target_supervised")
+VARIANTS_CLI = ("source_only", "translated", "translated_self_ensembling", "self_ensembling", "ensemble",
+                "ensemble_without_translation", "discriminator_head", "target_supervised")
+DEFAULT_VARIANTS_CLI = ("source_only", "translated_self_ensembling", "self_ensembling", "ensemble", "target_supervised")
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130

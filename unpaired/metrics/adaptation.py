@@ -23,6 +23,13 @@ protocol (Liu & Tuzel, NeurIPS 2016). One run:
      3), with batch-norm statistics re-estimated on the target training images at the end (AdaBN: Li et al.,
      "Revisiting batch normalization for practical domain adaptation", 2016);
    * ``self_ensembling`` (optional ablation): the same without translation (source digits + consistency);
+   * ``ensemble``: the ``translated_self_ensembling`` and ``self_ensembling`` classifiers of the same run read
+     every target image together (the mean of their class probabilities): one has learnt the digits from their
+     translations, the other from the source digits themselves, so their mistakes differ. No training of its
+     own; it needs both rows;
+   * ``ensemble_without_translation`` (optional control): ``self_ensembling`` averaged the same way with a second
+     ``self_ensembling`` classifier of another seed, so that the share of ``ensemble``'s gain that comes from
+     averaging two networks, rather than from the translation, is measured;
    * ``discriminator_head`` (optional; the paper's own way): a classification head on the discriminators'
      features, trained jointly with UNIT on source labels (source digits through D_source, their translations
      through D_target), the discriminators sharing all layers but the first (CoGAN/UNIT weight sharing), then
@@ -60,13 +67,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .digits import DigitClassifier, accuracy, digit_fid, ensure_feature_net, to_unit_range
+from .digits import DigitClassifier, accuracy, class_probabilities, digit_fid, ensure_feature_net, to_unit_range
 
-VARIANTS = ("source_only", "translated", "translated_self_ensembling", "self_ensembling", "discriminator_head",
-            "target_supervised")
-DEFAULT_VARIANTS = ("source_only", "translated", "translated_self_ensembling", "target_supervised")
+VARIANTS = ("source_only", "translated", "translated_self_ensembling", "self_ensembling", "ensemble",
+            "ensemble_without_translation", "discriminator_head", "target_supervised")
+ENSEMBLES = {"ensemble": ("translated_self_ensembling", "self_ensembling"),
+             "ensemble_without_translation": ("self_ensembling", "ensemble_without_translation")}
+"""Each ensemble row and the rows whose classifiers it averages (``ensemble_without_translation`` trains its own
+second member: a ``self_ensembling`` classifier of another seed)."""
+DEFAULT_VARIANTS = ("source_only", "translated_self_ensembling", "self_ensembling", "ensemble", "target_supervised")
 # (unpaired/cli.py repeats these two names so that `--help` needs no torch; a test keeps them equal)
-HEADLINE = "translated_self_ensembling"
+HEADLINE = "ensemble"
 PAPER = {"mnist->usps": 0.9597, "usps->mnist": 0.9358, "svhn->mnist": 0.9053}
 """UNIT's own figures (NeurIPS 2017, Table 2)."""
 
@@ -116,6 +127,11 @@ class AdaptationSettings:
         if unknown or not self.variants:
             raise ConfigError(f"unknown adaptation variant(s) {unknown or '(none given)'}; choose from "
                              f"{', '.join(VARIANTS)}")
+        for name, members in ENSEMBLES.items():
+            missing = [v for v in members if v not in self.variants]
+            if name in self.variants and missing:
+                raise ConfigError(f"the {name} row averages the {' and '.join(members)} classifiers; add "
+                                 f"{', '.join(missing)} to the variants")
         if not 0 < self.validation_fraction < 1:
             raise ConfigError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction}")
         for name in ("image_size", "classifier_steps", "batch_size", "translator_steps"):
@@ -372,6 +388,13 @@ def translate_all(translator: Any, images: Tensor, direction: str, batch_size: i
     return torch.cat(out)
 
 
+def ensemble_accuracy(models: list[nn.Module], images: list[Tensor], labels: Tensor) -> float:
+    """Accuracy of the mean class probabilities of ``models``, each reading its own view of the same ``labels``'
+    images (``images[i]`` for ``models[i]``, e.g. translated for a classifier trained on translations)."""
+    probabilities = sum(class_probabilities(m, x) for m, x in zip(models, images, strict=True))
+    return float((probabilities.argmax(1) == labels).float().mean())  # type: ignore[union-attr]
+
+
 SOURCE_CLASSIFIER_FILE = "source_classifier.pt"
 
 
@@ -470,13 +493,17 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
             inputs[variant] = (translated, fit_y, None, val_translated)  # type: ignore[assignment]
         elif variant == "translated_self_ensembling":
             inputs[variant] = (translated, fit_y, target_x, val_translated)  # type: ignore[assignment]
-        elif variant == "self_ensembling":
+        elif variant in ("self_ensembling", "ensemble_without_translation"):
             inputs[variant] = (fit_x, fit_y, target_x, domains.source_val[0])
     rows: dict[str, dict[str, Any]] = {}
+    models: dict[str, nn.Module] = {}  # the ensembles' members
     test_x, test_y = domains.target_test
-    bar = tqdm(total=settings.classifier_steps * len(settings.variants), disable=not progress, unit="step",
+    trained = [v for v in settings.variants if v != "ensemble"]
+    bar = tqdm(total=settings.classifier_steps * len(trained), disable=not progress, unit="step",
                desc="classifiers")
     for i, variant in enumerate(settings.variants):
+        if variant == "ensemble":  # no classifier of its own: scored below, once its members are trained
+            continue
         bar.set_postfix_str(variant)
         if variant == "source_only":  # trained above
             run = source_run  # type: ignore[assignment]
@@ -501,8 +528,19 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
                                          device=torch_device, bf16=bf16, progress=bar.update)
             rows[variant] = {"target_test_accuracy": accuracy(run.model, test_x, test_y),
                              "source_validation_accuracy": accuracy(run.model, x_val, domains.source_val[1])}
+            models[variant] = run.model
         rows[variant].update(trace=run.trace, seconds=round(run.seconds, 1))
     bar.close()
+    for name, members in ENSEMBLES.items():
+        if name in settings.variants:
+            row = rows.setdefault(name, {"trace": [], "seconds": 0.0})
+            if name in members:  # the row's own classifier, scored alone too
+                row["member_target_test_accuracy"] = row.pop("target_test_accuracy")
+            nets = [models[v] for v in members]
+            row["target_test_accuracy"] = ensemble_accuracy(nets, [test_x] * len(nets), test_y)
+            # each member reads the validation digits as it was trained on them: translated, or as they are
+            row["source_validation_accuracy"] = ensemble_accuracy(nets, [inputs[v][3] for v in members],
+                                                                  domains.source_val[1])
 
     fid = None
     if settings.fid_steps and test_translated is not None:
@@ -579,5 +617,6 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     atomic_write(out / "report.md", lambda handle: handle.write(md))
 
 
-__all__ = ["DEFAULT_VARIANTS", "HEADLINE", "VARIANTS", "AdaptationSettings", "ClassifierRun", "class_balance_loss",
-           "random_affine", "recalibrate_batch_norm", "run_adaptation", "train_digit_classifier", "translate_all"]
+__all__ = ["DEFAULT_VARIANTS", "ENSEMBLES", "HEADLINE", "VARIANTS", "AdaptationSettings", "ClassifierRun",
+           "class_balance_loss", "ensemble_accuracy", "random_affine", "recalibrate_batch_norm", "run_adaptation",
+           "train_digit_classifier", "translate_all"]

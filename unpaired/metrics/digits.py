@@ -67,11 +67,16 @@ def train_classifier(images: Tensor, labels: Tensor, steps: int = 600, batch_siz
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: Tensor, batch_size: int = 512) -> Tensor:
+def class_probabilities(model: nn.Module, images: Tensor, batch_size: int = 512) -> Tensor:
+    """``N x classes`` softmax of ``model`` (eval mode) on uint8 or [-1, 1] images, on the CPU."""
     device = next(model.parameters()).device
     model.eval()
-    return torch.cat([model(to_unit_range(images[i:i + batch_size]).to(device)).argmax(1).cpu()
+    return torch.cat([model(to_unit_range(images[i:i + batch_size]).to(device)).float().softmax(1).cpu()
                       for i in range(0, images.shape[0], batch_size)])
+
+
+def predict(model: nn.Module, images: Tensor, batch_size: int = 512) -> Tensor:
+    return class_probabilities(model, images, batch_size).argmax(1)
 
 
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor) -> float:
