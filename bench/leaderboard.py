@@ -146,7 +146,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_overrides(steps: int, seed: int) -> list[str]:
     """Budget, schedule and quiet logging shared by every training run of the leaderboard."""
-    return [f"train.max_steps={steps}", f"optim.decay_start={max(1, steps // 2)}", f"train.seed={seed}",
+    # (the linear-decay configs start their decay at half of max_steps themselves: optim.decay_fraction)
+    return [f"train.max_steps={steps}", f"train.seed={seed}",
             f"train.log_every={max(1, min(20, steps // 5))}", f"train.sample_every={steps}",
             f"train.checkpoint_every={steps}", "train.keep_checkpoints=1", *QUIET]
 
@@ -313,8 +314,7 @@ def maps_part(args: argparse.Namespace, work: Path) -> dict:
         for seed in args.seeds:
             budget = run_overrides(steps, seed)
             if args.maps_minutes is not None:  # a time budget: decay over a nominal 2000 steps is meaningless
-                budget = [o for o in budget if not o.startswith(("optim.decay_start", "train.sample_every",
-                                                                 "train.checkpoint_every"))]
+                budget = [o for o in budget if not o.startswith(("train.sample_every", "train.checkpoint_every"))]
                 budget += ["optim.lr_policy=constant", "train.sample_every=500", "train.checkpoint_every=500"]
             run = train_run(method, files, [*shared, *own, *budget, "train.num_samples=8"],
                             work / "maps" / f"{method}_seed{seed}")

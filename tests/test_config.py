@@ -174,6 +174,30 @@ def test_bad_channels():
         build_config("unit", [], ["data.channels=2"])
 
 
+def test_linear_decay_starts_at_a_fraction_of_max_steps_that_follows_max_steps():
+    from unpaired.training.trainer import lr_multiplier
+
+    for steps in (8, 400):
+        cfg = build_config("unit", [], ["optim.lr_policy=linear", "optim.decay_fraction=0.5",
+                                         f"train.max_steps={steps}"])
+        schedule = lr_multiplier(cfg)
+        assert [schedule(s) for s in (0, steps // 2)] == [1.0, 1.0]
+        assert schedule(steps // 2 + steps // 4) == pytest.approx(0.5) and schedule(steps) == 0.0
+    # in steps, as before: the same schedule at 400 steps
+    by_step = lr_multiplier(build_config("unit", [], ["optim.lr_policy=linear", "optim.decay_start=200",
+                                                      "train.max_steps=400"]))
+    assert [by_step(s) for s in (0, 200, 300, 400)] == [schedule(s) for s in (0, 200, 300, 400)]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["optim.decay_fraction=1.0"], r"optim\.decay_fraction must lie in \[0, 1\), got 1\.0"),
+    (["optim.decay_fraction=0.5", "optim.decay_start=100"], r"both set the start of the decay"),
+])
+def test_bad_decay_settings_are_named(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config("unit", [], overrides)
+
+
 def test_zero_weight_is_allowed():
     assert build_config("unit", [], ["loss_weights.cyc_x=0"]).loss_weights.cyc_x == 0
 

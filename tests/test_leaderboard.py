@@ -28,7 +28,7 @@ def test_quick_mode_never_writes_to_bench_results(tmp_path):
 
 def test_every_run_gets_the_same_budget_and_schedule():
     overrides = leaderboard.run_overrides(1000, seed=3)
-    expected = {"train.max_steps=1000", "optim.decay_start=500", "train.seed=3", "train.sample_every=1000"}
+    expected = {"train.max_steps=1000", "train.seed=3", "train.sample_every=1000"}
     assert expected <= set(overrides)
 
 

@@ -146,7 +146,7 @@ def test_shipped_configs_apply_and_build(name):
         for key, value in raw.get(section, {}).items():
             assert cfg[section][key] == value, f"{section}.{key}"
     if cfg.optim.lr_policy == "linear":  # constant for the first half, then linear decay to 0
-        assert cfg.optim.decay_start * 2 == cfg.train.max_steps
+        assert cfg.optim.decay_fraction == 0.5 and cfg.optim.decay_start == 0
     channels = 1 if name.endswith("digits") else 3
     method = build_method(cfg.method, to_object(cfg, "model"), weights_dict(cfg), {"a": channels, "b": channels},
                           cfg.data.image_size)

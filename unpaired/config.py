@@ -67,6 +67,10 @@ class OptimConfig:
     step_size: int = 100_000
     gamma: float = 0.5
     decay_start: int = 0
+    """'linear': the step from which the learning rate falls linearly to 0 at ``train.max_steps``."""
+    decay_fraction: float | None = None
+    """'linear': start the decay after this fraction of ``train.max_steps`` instead of at ``decay_start`` (0.5:
+    CycleGAN's niter = niter_decay), so that a run given more or fewer steps keeps the shape of its schedule."""
 
 
 @dataclass
@@ -198,6 +202,12 @@ def _validate(cfg: DictConfig) -> None:
     for key in positive:
         if OmegaConf.select(cfg, key) <= 0:
             raise ConfigError(f"{key} must be positive, got {OmegaConf.select(cfg, key)}")
+    fraction = cfg.optim.decay_fraction
+    if fraction is not None and not 0 <= fraction < 1:
+        raise ConfigError(f"optim.decay_fraction must lie in [0, 1), got {fraction}")
+    if fraction is not None and cfg.optim.decay_start:  # one of the two would be ignored without a word
+        raise ConfigError(f"optim.decay_start={cfg.optim.decay_start} and optim.decay_fraction={fraction} both set "
+                          "the start of the decay: set one, the other to 0 / null")
     if cfg.data.channels not in (None, 1, 3):
         raise ConfigError(f"data.channels must be 1, 3 or null, got {cfg.data.channels}")
     for name, weight in cfg.loss_weights.items():

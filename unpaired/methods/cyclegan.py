@@ -13,7 +13,7 @@ Defaults are the official code's (junyanz/pytorch-CycleGAN-and-pix2pix, ``cycle_
 ``networks.py``): ResNet generator (9 blocks at 256 px, 6 at 128 px and below), 70x70 PatchGAN, instance
 norm, least-squares GAN, image pool of 50, Adam lr 2e-4 betas (0.5, 0.999), lr constant for the first half
 and linearly decayed to 0 over the second (the shipped configs set ``optim.lr_policy=linear`` and
-``optim.decay_start = max_steps / 2``). The paper's alternatives are configuration keys:
+``optim.decay_fraction = 0.5``). The paper's alternatives are configuration keys:
 ``model.gan_type`` (nsgan = the original GAN loss, wgan-gp), ``loss_weights.identity=0`` (no identity
 term), ``model.direction=a2b`` with ``loss_weights.cycle=0`` (the "GAN alone" ablation of Sec. 5.1.4).
 

@@ -96,8 +96,9 @@ def lr_multiplier(cfg: DictConfig) -> Any:
         return lambda step: 1.0
     if optim.lr_policy == "step":
         return lambda step: optim.gamma ** (step // optim.step_size)
-    span = max(1, total - optim.decay_start)
-    return lambda step: 1.0 - max(0, step - optim.decay_start) / span
+    start = optim.decay_start if optim.decay_fraction is None else int(optim.decay_fraction * total)
+    span = max(1, total - start)
+    return lambda step: 1.0 - max(0, step - start) / span
 
 
 def set_trainable(method: Method, group: str | None) -> None:
