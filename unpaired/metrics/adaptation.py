@@ -75,6 +75,8 @@ ENSEMBLES = {"ensemble": ("translated_self_ensembling", "self_ensembling"),
              "ensemble_without_translation": ("self_ensembling", "ensemble_without_translation")}
 """Each ensemble row and the rows whose classifiers it averages (``ensemble_without_translation`` trains its own
 second member: a ``self_ensembling`` classifier of another seed)."""
+SCORED_ONLY = {name for name, members in ENSEMBLES.items() if name not in members}
+"""Rows without a classifier of their own."""
 DEFAULT_VARIANTS = ("source_only", "translated_self_ensembling", "self_ensembling", "ensemble", "target_supervised")
 # (unpaired/cli.py repeats these two names so that `--help` needs no torch; a test keeps them equal)
 HEADLINE = "ensemble"
@@ -388,11 +390,15 @@ def translate_all(translator: Any, images: Tensor, direction: str, batch_size: i
     return torch.cat(out)
 
 
+def vote_accuracy(probabilities: list[Tensor], labels: Tensor) -> float:
+    """Accuracy of the mean of several ``N x classes`` probability tables (one: that classifier's accuracy)."""
+    return float((torch.stack(probabilities).sum(0).argmax(1) == labels).float().mean())
+
+
 def ensemble_accuracy(models: list[nn.Module], images: list[Tensor], labels: Tensor) -> float:
     """Accuracy of the mean class probabilities of ``models``, each reading its own view of the same ``labels``'
     images (``images[i]`` for ``models[i]``, e.g. translated for a classifier trained on translations)."""
-    probabilities = sum(class_probabilities(m, x) for m, x in zip(models, images, strict=True))
-    return float((probabilities.argmax(1) == labels).float().mean())  # type: ignore[union-attr]
+    return vote_accuracy([class_probabilities(m, x) for m, x in zip(models, images, strict=True)], labels)
 
 
 SOURCE_CLASSIFIER_FILE = "source_classifier.pt"
@@ -496,13 +502,16 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
         elif variant in ("self_ensembling", "ensemble_without_translation"):
             inputs[variant] = (fit_x, fit_y, target_x, domains.source_val[0])
     rows: dict[str, dict[str, Any]] = {}
-    models: dict[str, nn.Module] = {}  # the ensembles' members
+    # class probabilities of each self-ensembled row on (target test, source validation): its accuracies, and
+    # what the ensembles average, from one pass of each classifier
+    probabilities: dict[str, tuple[Tensor, Tensor]] = {}
     test_x, test_y = domains.target_test
-    trained = [v for v in settings.variants if v != "ensemble"]
+    val_y = domains.source_val[1]
+    trained = [v for v in settings.variants if v not in SCORED_ONLY]
     bar = tqdm(total=settings.classifier_steps * len(trained), disable=not progress, unit="step",
                desc="classifiers")
     for i, variant in enumerate(settings.variants):
-        if variant == "ensemble":  # no classifier of its own: scored below, once its members are trained
+        if variant in SCORED_ONLY:  # no classifier of its own: scored below, once its members are trained
             continue
         bar.set_postfix_str(variant)
         if variant == "source_only":  # trained above
@@ -526,9 +535,9 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
             x, y, unlabelled, x_val = inputs[variant]
             run = train_digit_classifier(x, y, settings, settings.seed + i, unlabelled=unlabelled,
                                          device=torch_device, bf16=bf16, progress=bar.update)
-            rows[variant] = {"target_test_accuracy": accuracy(run.model, test_x, test_y),
-                             "source_validation_accuracy": accuracy(run.model, x_val, domains.source_val[1])}
-            models[variant] = run.model
+            probabilities[variant] = class_probabilities(run.model, test_x), class_probabilities(run.model, x_val)
+            rows[variant] = {"target_test_accuracy": vote_accuracy([probabilities[variant][0]], test_y),
+                             "source_validation_accuracy": vote_accuracy([probabilities[variant][1]], val_y)}
         rows[variant].update(trace=run.trace, seconds=round(run.seconds, 1))
     bar.close()
     for name, members in ENSEMBLES.items():
@@ -536,11 +545,9 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
             row = rows.setdefault(name, {"trace": [], "seconds": 0.0})
             if name in members:  # the row's own classifier, scored alone too
                 row["member_target_test_accuracy"] = row.pop("target_test_accuracy")
-            nets = [models[v] for v in members]
-            row["target_test_accuracy"] = ensemble_accuracy(nets, [test_x] * len(nets), test_y)
-            # each member reads the validation digits as it was trained on them: translated, or as they are
-            row["source_validation_accuracy"] = ensemble_accuracy(nets, [inputs[v][3] for v in members],
-                                                                  domains.source_val[1])
+            # each member has read the validation digits as it was trained on them: translated, or as they are
+            row["target_test_accuracy"] = vote_accuracy([probabilities[v][0] for v in members], test_y)
+            row["source_validation_accuracy"] = vote_accuracy([probabilities[v][1] for v in members], val_y)
 
     fid = None
     if settings.fid_steps and test_translated is not None:
@@ -619,4 +626,4 @@ def write_report(report: dict[str, Any], out: Path) -> None:
 
 __all__ = ["DEFAULT_VARIANTS", "ENSEMBLES", "HEADLINE", "VARIANTS", "AdaptationSettings", "ClassifierRun",
            "class_balance_loss", "ensemble_accuracy", "random_affine", "recalibrate_batch_norm", "run_adaptation",
-           "train_digit_classifier", "translate_all"]
+           "train_digit_classifier", "translate_all", "vote_accuracy"]
