@@ -22,7 +22,7 @@ from unpaired.data import CollectionSource, DataError, open_collection
 from unpaired.data.collection import labelled_subset
 from unpaired.losses.clustering import info_nce, joint_distribution, mutual_information, mutual_information_of_joint
 from unpaired.methods import METHODS
-from unpaired.methods.tunit import TUNIT, KeyQueue
+from unpaired.methods.tunit import TUNIT, KeyQueue, same_domain_peers
 from unpaired.nn.augment import Augmentation
 from unpaired.training.trainer import Trainer
 
@@ -210,7 +210,7 @@ def test_registered_with_its_configs_and_modes():
     assert (official.k, official.style_dim, official.temperature, official.queue_size, official.key_momentum,
             official.warmup_steps, official.joint_guide_scale) == (10, 128, 0.07, 1024, 0.999, 65_000, 0.1)
     assert dict(afhq.loss_weights) == {"gan": 1.0, "r1": 10.0, "recon": 0.1, "style_g": 0.01, "mi": 5.0,
-                                       "style_e": 1.0, "ce": 5.0, "cycle": 0.0}
+                                       "style_e": 1.0, "ce": 5.0, "cycle": 0.0, "recon_peer": 0.0}
     assert afhq.train.ema_decay == 0.999 and afhq.train.batch_size == 32
     fractions = {mode: TUNIT.label_fraction(build_config("tunit", [], [f"model.mode={mode}"]).model)
                  for mode in ("unsupervised", "semi", "supervised")}
@@ -303,6 +303,35 @@ def test_optional_cycle_term_takes_the_translation_back_with_the_own_style(tmp_p
     torch.testing.assert_close(method.loss_terms("gen", step)["cycle"], (back - step["x"]).abs().mean())
     logged = trainer.train_step(trainer.batches[1])
     assert math.isfinite(logged["loss/gen/cycle"]) and logged["loss/gen/cycle"] > 0
+
+
+def test_peers_share_the_pseudo_domain_and_stand_in_only_for_lone_images():
+    domains = torch.tensor([0, 0, 1, 2, 2, 2])
+    for seed in range(20):
+        torch.manual_seed(seed)
+        peers = same_domain_peers(domains).tolist()
+        assert peers[:3] == [1, 0, 2]  # a pair swaps; the lone image of domain 1 keeps its own style
+        assert all(p != i and p in (3, 4, 5) for i, p in zip((3, 4, 5), peers[3:], strict=True))
+    torch.manual_seed(0)
+    drawn = {tuple(same_domain_peers(domains).tolist()[3:]) for _ in range(50)}
+    assert len(drawn) > 1  # drawn at random, not a fixed rotation
+
+
+def test_optional_peer_reconstruction_rebuilds_x_from_a_same_domain_style(tmp_path):
+    data = make_collection(tmp_path / "data", TRUE_FOLDERS)
+    off = Trainer(tunit_config(data, "model.warmup_steps=0"), tmp_path / "off")
+    assert "loss/gen/recon_peer" not in off.train_step(off.batches[0])  # the paper's objective: no such term
+    trainer = Trainer(tunit_config(data, "model.warmup_steps=0", "loss_weights.recon_peer=1"), tmp_path / "on")
+    method = trainer.method
+    batch = {k: v.to(trainer.device) for k, v in trainer.batches[0].items()}
+    step = method.forward_step(batch)
+    peers = step["peers"]
+    assert torch.equal(step["domains"][peers], step["domains"])
+    rebuilt = method.generator.decode(method.generator.content(step["x"]), step["style"][peers])
+    torch.testing.assert_close(step["rec_peer"], rebuilt)
+    torch.testing.assert_close(method.loss_terms("gen", step)["recon_peer"], (rebuilt - step["x"]).abs().mean())
+    logged = trainer.train_step(trainer.batches[1])
+    assert math.isfinite(logged["loss/gen/recon_peer"]) and logged["loss/gen/recon_peer"] > 0
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):

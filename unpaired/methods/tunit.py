@@ -29,12 +29,19 @@ domains, argmax of E_c; s~ = E_s(x~)):
   reference's style (eq. 4);
 - ``cycle``   (0, not in the paper): |G(G(x, s~), E_s(x)) - x|_1, the translation taken back with x's own
   style. Off by default, as in the paper and the official code; an addition for content that must survive
-  the translation (digits keeping their class), the role MUNIT's optional explicit cycle term plays there.
+  the translation (digits keeping their class), the role MUNIT's optional explicit cycle term plays there;
+- ``recon_peer`` (0, not in the paper): |G(x, E_s(x')) - x|_1, x' another image of the batch that E puts in
+  x's pseudo domain (x itself when it is alone there). Off by default. Why: E_s is trained by instance
+  contrast, so on digits it carries the digit itself (what tells one image from another); rebuilt from its
+  own style, x can be drawn from the style alone, and the decoder learns to take the shape from the style
+  (a translation then draws the reference's digit, and a domain's average style draws a blur). With a peer's
+  style, only the content code knows which digit x is, so the decoder must take the shape from it, and the
+  style is left to say what the domain looks like.
 
-L_D = gan + r1; L_G = gan + recon + style_g (+ cycle); L_E = L_G + mi + style_e (+ ce) (paper eq. 6-8, weights as
-above): E is trained by its own terms and, through the style codes it gives G, by G's. E is trained alone for the
-first ``warmup_steps`` (the official unsupervised schedule: 65 of 200 epochs of 1000 iterations), then jointly,
-with E's own terms scaled by ``joint_guide_scale`` (official: ``c_loss = 0.1 * c_loss``). EMA copies of G and E
+L_D = gan + r1; L_G = gan + recon + style_g (+ cycle + recon_peer); L_E = L_G + mi + style_e (+ ce) (paper eq. 6-8,
+weights as above): E is trained by its own terms and, through the style codes it gives G, by G's. E is trained
+alone for the first ``warmup_steps`` (the official unsupervised schedule: 65 of 200 epochs of 1000 iterations), then
+jointly, with E's own terms scaled by ``joint_guide_scale`` (official: ``c_loss = 0.1 * c_loss``). EMA copies of G and E
 (``train.ema_decay`` 0.999, official ``update_average``) serve inference.
 
 In this package's terms: the ``gen`` group holds G and E (``nets.gen.generator``, ``nets.gen.guide``), so L_E
@@ -155,6 +162,7 @@ class TUNITWeights:
     style_e: float = 1.0
     ce: float = 5.0
     cycle: float = 0.0
+    recon_peer: float = 0.0
 
 
 class GuidingNetwork(nn.Module):
@@ -395,9 +403,16 @@ class TUNIT(Method):
         order = torch.randperm(len(x), device=x.device)  # references: the batch shuffled
         step.update(x_ref=x[order], domains_ref=domains[order])
         content = self.generator.content(x)
-        fake, rec = split_like(self.generator.decode(cat_batches(content, content), cat_batches(style[order], style)),
-                               [x, x])
+        styles = [style[order], style]
+        if self.active("recon_peer"):
+            step["peers"] = same_domain_peers(domains)
+            styles.append(style[step["peers"]])
+        decoded = split_like(self.generator.decode(cat_batches(*[content] * len(styles)), cat_batches(*styles)),
+                             [x] * len(styles))
+        fake, rec, *peer = decoded
         step.update(fake=fake, rec=rec)
+        if peer:
+            step["rec_peer"] = peer[0]
         if self.active("cycle"):
             step["cyc"] = self.generator.decode(self.generator.content(fake), style)
         if self.active("style_g"):
@@ -424,6 +439,8 @@ class TUNIT(Method):
             terms["style_g"] = self._contrast(step["style_fake"], step["keys_ref"])
         if self.active("cycle"):
             terms["cycle"] = l1(step["cyc"], step["x"])
+        if self.active("recon_peer"):
+            terms["recon_peer"] = l1(step["rec_peer"], step["x"])
         return terms
 
     def _contrast(self, query: Tensor, key: Tensor) -> Tensor:
@@ -529,6 +546,15 @@ class TUNIT(Method):
                 code = self.domain_styles[j][None].expand(len(x), -1).to(content.dtype)
                 rows[f"domain {j}"] = self.generator.decode(content, code)
         return rows
+
+
+def same_domain_peers(domains: Tensor) -> Tensor:
+    """For each image of a batch, the index of a random other image of its (pseudo) domain; its own index when
+    no other image of the batch shares its domain."""
+    same = domains[:, None] == domains[None, :]
+    scores = torch.rand(same.shape, device=domains.device).masked_fill(~same, -1.0)
+    scores.fill_diagonal_(-0.5)  # below any other same-domain image (scores >= 0), above other domains (-1)
+    return scores.argmax(1)
 
 
 def _with_known_labels(assigned: Tensor, labels: Tensor | None) -> Tensor:
