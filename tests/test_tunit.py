@@ -290,15 +290,21 @@ def test_warm_up_trains_the_guide_alone_then_everything(tmp_path):
     assert method.weight_of("mi") == pytest.approx(0.5) and method.weight_of("recon") == pytest.approx(0.1)
 
 
-def test_optional_cycle_term_takes_the_translation_back_with_the_own_style(tmp_path):
+def _with_optional_term(tmp_path: Path, term: str) -> tuple[Trainer, dict[str, torch.Tensor]]:
+    """A trainer whose config switches ``term`` on (weight 2) and the first forward step of its batch 0, after
+    checking that the shipped objective (weight 0) does not log the term."""
     data = make_collection(tmp_path / "data", TRUE_FOLDERS)
     off = Trainer(tunit_config(data, "model.warmup_steps=0"), tmp_path / "off")
-    assert "loss/gen/cycle" not in off.train_step(off.batches[0])  # the paper's objective: no cycle term
-    trainer = Trainer(tunit_config(data, "model.warmup_steps=0", "loss_weights.cycle=2"), tmp_path / "on")
-    method = trainer.method
+    assert f"loss/gen/{term}" not in off.train_step(off.batches[0])  # the paper's objective: no such term
+    trainer = Trainer(tunit_config(data, "model.warmup_steps=0", f"loss_weights.{term}=2"), tmp_path / "on")
     batch = {k: v.to(trainer.device) for k, v in trainer.batches[0].items()}
     torch.manual_seed(0)
-    step = method.forward_step(batch)
+    return trainer, trainer.method.forward_step(batch)
+
+
+def test_optional_cycle_term_takes_the_translation_back_with_the_own_style(tmp_path):
+    trainer, step = _with_optional_term(tmp_path, "cycle")
+    method = trainer.method
     back = method.generator.decode(method.generator.content(step["fake"]), step["style"])
     torch.testing.assert_close(method.loss_terms("gen", step)["cycle"], (back - step["x"]).abs().mean())
     logged = trainer.train_step(trainer.batches[1])
@@ -318,13 +324,8 @@ def test_peers_share_the_pseudo_domain_and_stand_in_only_for_lone_images():
 
 
 def test_optional_peer_reconstruction_rebuilds_x_from_a_same_domain_style(tmp_path):
-    data = make_collection(tmp_path / "data", TRUE_FOLDERS)
-    off = Trainer(tunit_config(data, "model.warmup_steps=0"), tmp_path / "off")
-    assert "loss/gen/recon_peer" not in off.train_step(off.batches[0])  # the paper's objective: no such term
-    trainer = Trainer(tunit_config(data, "model.warmup_steps=0", "loss_weights.recon_peer=1"), tmp_path / "on")
+    trainer, step = _with_optional_term(tmp_path, "recon_peer")
     method = trainer.method
-    batch = {k: v.to(trainer.device) for k, v in trainer.batches[0].items()}
-    step = method.forward_step(batch)
     peers = step["peers"]
     assert torch.equal(step["domains"][peers], step["domains"])
     rebuilt = method.generator.decode(method.generator.content(step["x"]), step["style"][peers])
