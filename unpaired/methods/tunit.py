@@ -407,9 +407,8 @@ class TUNIT(Method):
         if self.active("recon_peer"):
             step["peers"] = same_domain_peers(domains)
             styles.append(style[step["peers"]])
-        decoded = split_like(self.generator.decode(cat_batches(*[content] * len(styles)), cat_batches(*styles)),
-                             [x] * len(styles))
-        fake, rec, *peer = decoded
+        fake, rec, *peer = split_like(self.generator.decode(cat_batches(*[content] * len(styles)),
+                                                            cat_batches(*styles)), [x] * len(styles))
         step.update(fake=fake, rec=rec)
         if peer:
             step["rec_peer"] = peer[0]
