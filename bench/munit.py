@@ -451,9 +451,8 @@ def main() -> None:
     translator = load(checkpoint, device="cpu", use_ema=not args.live_weights)
     translator.method.to(memory_format=torch.channels_last if bf16 else torch.contiguous_format)
     codes = translator.method.sample_styles(STYLES, args.seed)
-    weights = "EMA copy" if translator.config.train.ema_decay > 0 and not args.live_weights else "trained weights"
-    results["evaluation"] = {"styles": STYLES, "style_seed": args.seed, "autocast_bf16": bf16, "weights": weights,
-                             "directions": {}}
+    results["evaluation"] = {"styles": STYLES, "style_seed": args.seed, "autocast_bf16": bf16,
+                             "weights": "EMA copy" if translator.uses_ema else "trained weights", "directions": {}}
     for source in "ab":
         n = min(args.eval, len(data[source]["test"].images))
         report = evaluate_direction(translator, source, data, judges, feature_net, codes, n, bf16, args.seed)

@@ -241,6 +241,7 @@ def test_load_matches_cli_output(trained, use_ema):
     code, _, err, output = _translate(trained, source, f"compare_{use_ema}", *extra)
     assert code == 0, err
     translator = unpaired.load(trained["run"], device="cpu", use_ema=use_ema)
+    assert translator.uses_ema == use_ema  # the run kept EMA weights
     assert translator.step == 3 and translator.image_size == 16
     with Image.open(source) as image:
         y = translator.translate(translator.prepare(image, "a2b"), "a2b")[0]

@@ -28,11 +28,13 @@ class UnsupportedOptionError(ValueError):
 class Translator:
     """A trained method ready for inference, in eval mode on ``device``."""
 
-    def __init__(self, method: Method, config: Any, device: torch.device, step: int) -> None:
+    def __init__(self, method: Method, config: Any, device: torch.device, step: int, uses_ema: bool = False) -> None:
         self.method = method.eval()
         self.config = config
         self.device = device
         self.step = step
+        self.uses_ema = uses_ema
+        """Whether the generators hold the run's EMA copy rather than its trained weights."""
 
     @property
     def image_size(self) -> int:
@@ -128,12 +130,13 @@ def load(checkpoint: str | Path, device: str = "auto", use_ema: bool = True) -> 
                           cfg.data.image_size)
     try:
         method.load_state_dict(state["nets"])
-        if use_ema and state.get("ema") is not None:
+        uses_ema = use_ema and state.get("ema") is not None
+        if uses_ema:
             method.nets["gen"].load_state_dict(state["ema"])
     except RuntimeError as err:
         raise CheckpointError(f"{state['path']}: weights do not fit method '{cfg.method}' "
                               f"({str(err).splitlines()[0]})") from err
-    return Translator(method.to(device_), cfg, device_, int(state["step"]))
+    return Translator(method.to(device_), cfg, device_, int(state["step"]), uses_ema)
 
 
 def batched(items: Iterable[Any], size: int) -> Iterable[list[Any]]:

@@ -403,20 +403,17 @@ class TUNIT(Method):
         order = torch.randperm(len(x), device=x.device)  # references: the batch shuffled
         step.update(x_ref=x[order], domains_ref=domains[order])
         content = self.generator.content(x)
-        styles = [style[order], style]
+        styles = {"fake": style[order], "rec": style}  # one decoder call for every decode of x's content
         if self.active("recon_peer"):
             step["peers"] = same_domain_peers(domains)
-            styles.append(style[step["peers"]])
-        fake, rec, *peer = split_like(self.generator.decode(cat_batches(*[content] * len(styles)),
-                                                            cat_batches(*styles)), [x] * len(styles))
-        step.update(fake=fake, rec=rec)
-        if peer:
-            step["rec_peer"] = peer[0]
+            styles["rec_peer"] = style[step["peers"]]
+        decoded = self.generator.decode(cat_batches(*[content] * len(styles)), cat_batches(*styles.values()))
+        step.update(zip(styles, split_like(decoded, [x] * len(styles)), strict=True))
         if self.active("cycle"):
-            step["cyc"] = self.generator.decode(self.generator.content(fake), style)
+            step["cyc"] = self.generator.decode(self.generator.content(step["fake"]), style)
         if self.active("style_g"):
             step["keys_ref"] = key_style[order]
-            step["style_fake"] = self.guide.encode_style(fake)
+            step["style_fake"] = self.guide.encode_style(step["fake"])
         return step
 
     def loss_terms(self, group: str, step: Step) -> dict[str, Tensor]:
