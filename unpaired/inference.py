@@ -28,7 +28,7 @@ class UnsupportedOptionError(ValueError):
 class Translator:
     """A trained method ready for inference, in eval mode on ``device``."""
 
-    def __init__(self, method: Method, config: Any, device: torch.device, step: int, uses_ema: bool = False) -> None:
+    def __init__(self, method: Method, config: Any, device: torch.device, step: int, uses_ema: bool) -> None:
         self.method = method.eval()
         self.config = config
         self.device = device
