@@ -95,9 +95,9 @@ UNIT_REFERENCE_64 = ["model.dim=32", "model.n_res=2", "model.dis_dim=64", "model
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the config's, 8000)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the config's, 12000)")
     parser.add_argument("--minutes", type=float, default=120.0,
-                        help="training wall-time cap; 0: none (the config's 8000 steps took 62 min on 2 idle "
+                        help="training wall-time cap; 0: none (the config's 12000 steps took 91 min on 2 idle "
                              "cores)")
     parser.add_argument("--eval", type=int, default=2000, help="test digits per direction")
     parser.add_argument("--threads", type=int, default=2)
