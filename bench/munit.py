@@ -43,7 +43,7 @@ OUT/munit_edges2handbags.png; OUT is --out (default bench/results). ``--quick`` 
 budgets to check the script end to end; its figures mean nothing, so it writes to a fresh temporary folder
 (never bench/results) and keeps its judges and feature network there.
 
-    python bench/munit.py [--minutes 60] [--steps N] [--eval 2000] [--threads 2] [--set KEY=VALUE ...]
+    python bench/munit.py [--minutes 120] [--steps N] [--eval 2000] [--threads 2] [--set KEY=VALUE ...]
     python bench/munit.py --quick
     python bench/munit.py --evaluate RUN_DIR   # judges and step 4 again on the run OUT/munit.json reports
 """
