@@ -232,6 +232,8 @@ def test_shared_blocks_are_one_set_of_weights_for_both_domains(shared):
 def test_invalid_options():
     with pytest.raises(ValueError, match=r"model\.shared_blocks must be within 0\.\.n_res=2, got 3"):
         tiny_munit(shared_blocks=3)
+    with pytest.raises(ValueError, match=r"model\.train_style_std must be > 0, got 0"):
+        tiny_munit(train_style_std=0.0)
     with pytest.raises(ValueError, match=r"model\.gan_type must be one of"):
         tiny_munit(gan_type="gan")
     with pytest.raises(ValueError, match=r"data\.image_size=8 is too small"):
@@ -258,6 +260,16 @@ def test_forward_step_and_terms_with_all_weights():
     assert set(method.loss_terms("dis", step)) == {"gan/a", "gan/b"}
     assert set(method.loss_terms("gen", step)) == {f"{t}/{d}" for t in ("gan", "recon_x", "recon_c", "recon_s", "cyc_x")
                                                    for d in "ab"}
+
+
+@pytest.mark.parametrize("spread", [1.0, 1.5])
+def test_translations_train_with_styles_of_the_configured_spread(spread):
+    method = tiny_munit(style_dim=64, train_style_std=spread)
+    torch.manual_seed(3)
+    step = method.forward_step(batch(n=64))
+    codes = torch.cat([step["s_a"], step["s_b"]])  # 2 x 64 x 64 draws: std within a few % of the spread
+    assert codes.std().item() == pytest.approx(spread, rel=0.03)
+    assert codes.mean().item() == pytest.approx(0.0, abs=0.03 * spread)
 
 
 def _count_calls(method: MUNIT) -> dict[str, int]:

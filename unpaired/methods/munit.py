@@ -95,6 +95,9 @@ class MUNITConfig(MultiScaleGANConfig):
     """A VGG16 state_dict file (torchvision layout) for the ``vgg`` term; needed only when its weight is > 0."""
     vgg_layer: str = "relu5_3"
     """VGG16 layer the perceptual term compares (official: relu5_3)."""
+    train_style_std: float = 1.0
+    """Standard deviation of the random styles the translations are trained with (official: 1, the prior
+    N(0, I)); above 1 the decoder also meets codes from the prior's tails, which sampling at test time draws."""
 
 
 @dataclass
@@ -179,6 +182,8 @@ class MUNIT(Method):
             raise ValueError("model.style_dim and model.mlp_layers must be >= 1")
         if not 0 <= cfg.shared_blocks <= cfg.n_res:
             raise ValueError(f"model.shared_blocks must be within 0..n_res={cfg.n_res}, got {cfg.shared_blocks}")
+        if not cfg.train_style_std > 0:
+            raise ValueError(f"model.train_style_std must be > 0, got {cfg.train_style_std}")
         if self.active("vgg"):
             from unpaired.nn.vgg import LAYERS, layer_stride
 
@@ -250,7 +255,8 @@ class MUNIT(Method):
                 step[f"s_{d}_prime"] = gen[d].style(x[d])
         # the styles of the translations, drawn from the prior: s_b for x_ab (one per x_a), s_a for x_ba
         for source, target in PAIRS:
-            step[f"s_{target}"] = torch.randn(len(x[source]), self.cfg.style_dim, device=x[source].device)
+            step[f"s_{target}"] = self.cfg.train_style_std * torch.randn(
+                len(x[source]), self.cfg.style_dim, device=x[source].device)
         for source, target in PAIRS:  # decode into `target`: the translation, and the reconstruction
             pairs = [(step[f"c_{source}"], step[f"s_{target}"])]
             if recon_x:
