@@ -12,7 +12,8 @@ per-channel scale and shift an MLP computes from s (paper Sec. 3.2, eq. 7).
 Code names (domain 1 = ``a``, 2 = ``b``; the same with a and b swapped):
 
 - ``c_a`` = E_a^c(x_a); ``s_a_prime`` = E_a^s(x_a), the style encoded from the image (the paper's s_1)
-- ``s_b`` ~ N(0, I): the random style of the step's a->b translations; ``x_ab`` = G_b(c_a, s_b)
+- ``s_b`` ~ N(0, I): the random style of the step's a->b translations (N(0, t^2 I) with t =
+  ``model.train_style_std``, 1 by default); ``x_ab`` = G_b(c_a, s_b)
 - ``x_aa`` = G_a(c_a, s_a_prime): the within-domain reconstruction
 - ``c_ab``, ``s_ab`` = E_b^c(x_ab), E_b^s(x_ab): the translation re-encoded (the paper's c^_1, s^_2)
 - ``x_aba`` = G_a(c_ab, s_a_prime): the style-augmented cycle (paper Sec. 4)
