@@ -12,8 +12,8 @@ per-channel scale and shift an MLP computes from s (paper Sec. 3.2, eq. 7).
 Code names (domain 1 = ``a``, 2 = ``b``; the same with a and b swapped):
 
 - ``c_a`` = E_a^c(x_a); ``s_a_prime`` = E_a^s(x_a), the style encoded from the image (the paper's s_1)
-- ``s_b`` ~ N(0, I): the random style of the step's a->b translations (N(0, t^2 I) with t =
-  ``model.train_style_std``, 1 by default); ``x_ab`` = G_b(c_a, s_b)
+- ``s_b`` ~ N(0, t^2 I), t = ``model.train_style_std`` (1 by default: the prior): the random style of the
+  step's a->b translations; ``x_ab`` = G_b(c_a, s_b)
 - ``x_aa`` = G_a(c_a, s_a_prime): the within-domain reconstruction
 - ``c_ab``, ``s_ab`` = E_b^c(x_ab), E_b^s(x_ab): the translation re-encoded (the paper's c^_1, s^_2)
 - ``x_aba`` = G_a(c_ab, s_a_prime): the style-augmented cycle (paper Sec. 4)
@@ -254,10 +254,9 @@ class MUNIT(Method):
             step[f"c_{d}"] = gen[d].content(x[d])
             if recon_x or cyc_x:
                 step[f"s_{d}_prime"] = gen[d].style(x[d])
-        # the styles of the translations, drawn from the prior: s_b for x_ab (one per x_a), s_a for x_ba
+        # the styles of the translations, the prior's draws scaled by train_style_std: s_b for x_ab (one per x_a)
         for source, target in PAIRS:
-            step[f"s_{target}"] = self.cfg.train_style_std * torch.randn(
-                len(x[source]), self.cfg.style_dim, device=x[source].device)
+            step[f"s_{target}"] = self.cfg.train_style_std * self.sample_styles(len(x[source]), device=x[source].device)
         for source, target in PAIRS:  # decode into `target`: the translation, and the reconstruction
             pairs = [(step[f"c_{source}"], step[f"s_{target}"])]
             if recon_x:
