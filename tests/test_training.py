@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 import unpaired.training.checkpoint as checkpoint_module
+import unpaired.training.trainer as trainer_module
 from unpaired.data import DataError, FolderSource, TensorSource
 from unpaired.methods.unit import UNIT
 from unpaired.training.batches import StepBatches, fixed_batch, iterate_steps
@@ -391,6 +392,41 @@ def test_bf16_and_channels_last_train(data, tmp_path):
     assert all(v.dtype == torch.float32 for v in bf16.method.state_dict().values() if v.is_floating_point())
     drift = max((bf16.method.state_dict()[k] - v).abs().max().item() for k, v in plain.method.state_dict().items())
     assert 0 < drift < 0.01  # bf16 rounding moves the weights a little, not a lot
+
+
+@pytest.mark.parametrize(("cpuinfo", "speedup", "expected"), [
+    ("flags : avx512f avx512_bf16", 2.0, "bf16"),  # e.g. AMD EPYC (Zen 4): bf16 convolutions ~2x
+    ("flags : avx512f avx512_bf16", 0.6, "fp32"),  # e.g. a Xeon whose VM hides AMX: bf16 ~2x slower
+    ("flags : avx512f amx_bf16", 3.0, "bf16"),
+    ("flags : avx2 avx512f", 5.0, "fp32"),  # no native bf16: not even measured
+])
+def test_auto_precision_takes_bf16_only_where_it_measured_faster(monkeypatch, cpuinfo, speedup, expected):
+    measured = []
+    monkeypatch.setattr(trainer_module, "cpu_flags", lambda: cpuinfo)
+    monkeypatch.setattr(trainer_module, "cpu_bf16_speedup", lambda threads: measured.append(threads) or speedup)
+    assert trainer_module.resolve_precision("auto", torch.device("cpu")) == expected
+    assert bool(measured) == ("bf16" in cpuinfo)
+    assert trainer_module.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+
+
+def test_cpu_bf16_speedup_is_a_measurement_that_leaves_the_random_stream_alone():
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    trainer_module.cpu_bf16_speedup.cache_clear()
+    speedup = trainer_module.cpu_bf16_speedup(torch.get_num_threads())
+    assert torch.equal(torch.rand(4), expected)
+    assert 0.05 < speedup < 20  # a ratio of two timings of the same convolution
+
+
+def test_resumed_auto_run_keeps_the_precision_it_started_with(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "resolve_precision", lambda name, device: "bf16")
+    first = fit(data, tmp_path / "run", "train.max_steps=1", "train.precision=auto")
+    assert first.precision == "bf16" and load_checkpoint(tmp_path / "run")["precision"] == "bf16"
+    monkeypatch.setattr(trainer_module, "resolve_precision", lambda name, device: "fp32")  # measured otherwise now
+    resumed = fit(data, tmp_path / "run", "train.max_steps=2", "train.precision=auto", resume=True)
+    assert resumed.precision == "bf16"
+    assert Trainer(tiny_config(data, *RUN, "train.precision=auto"), tmp_path / "new").precision == "fp32"
 
 
 def test_max_minutes_stops_with_a_checkpoint(data, tmp_path):

@@ -84,7 +84,8 @@ class TrainConfig:
     """'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'."""
     precision: str = "fp32"
     """'fp32', 'bf16' (autocast; on CPUs with AVX-512 BF16 about 2-3x the training speed, see
-    bench/results/train_speed.md) or 'auto' (bf16 where the hardware runs it natively, else fp32)."""
+    bench/results/train_speed.md) or 'auto' (bf16 on a GPU with bf16, or on a CPU with AVX-512 BF16 / AMX where one
+    timed convolution ran >= 1.2x as fast as in fp32, else fp32; a resumed run keeps its first choice)."""
     channels_last: bool = False
     """Keep activations in NHWC memory layout (faster convolutions on CPU and on tensor cores)."""
     low_memory: bool = False
