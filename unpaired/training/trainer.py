@@ -75,7 +75,7 @@ def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
 BF16_MIN_SPEEDUP = 1.2
 """``precision=auto`` takes bf16 on a CPU only where it measured at least this much faster than fp32: CPUs that
 list AVX-512 BF16 differ (an AMD EPYC ran bf16 convolutions ~2x faster than fp32; an Intel Xeon whose AMX
-units its VM hid ran them ~2x slower), and a precision that loses speed only costs accuracy."""
+units its VM hid ran them at 0.6x), and a precision that loses speed only costs accuracy."""
 
 
 @functools.cache
@@ -110,7 +110,7 @@ def cpu_flags() -> str:
 
 def fast_bf16(device: torch.device) -> bool:
     """Whether bf16 pays: CUDA with bf16, or a CPU with AVX-512 BF16 / AMX on which bf16 autocast measured
-    at least ``BF16_MIN_SPEEDUP`` times as fast as fp32 (``cpu_bf16_speedup``, ~0.1 s, once per process)."""
+    at least ``BF16_MIN_SPEEDUP`` times as fast as fp32 (``cpu_bf16_speedup``, ~0.2 s, once per process)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     flags = cpu_flags()
