@@ -100,8 +100,8 @@ def cpu_bf16_speedup(threads: int) -> float:
     return best_seconds(False) / best_seconds(True)
 
 
-def cpu_flags() -> str:
-    """The CPU's feature flags as /proc/cpuinfo lists them ('' where there is no such file)."""
+def cpu_info() -> str:
+    """The text of /proc/cpuinfo (model name, feature flags), or '' where there is no such file."""
     try:
         return Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -113,7 +113,7 @@ def fast_bf16(device: torch.device) -> bool:
     at least ``BF16_MIN_SPEEDUP`` times as fast as fp32 (``cpu_bf16_speedup``, ~0.2 s, once per process)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    flags = cpu_flags()
+    flags = cpu_info()
     if "avx512_bf16" not in flags and "amx_bf16" not in flags:
         return False
     return cpu_bf16_speedup(torch.get_num_threads()) >= BF16_MIN_SPEEDUP
