@@ -46,6 +46,13 @@ budgets to check the script end to end; its figures mean nothing, so it writes t
     python bench/munit.py [--minutes 120] [--steps N] [--eval 2000] [--threads 2] [--set KEY=VALUE ...]
     python bench/munit.py --quick
     python bench/munit.py --evaluate RUN_DIR   # judges and step 4 again on the run OUT/munit.json reports
+    python bench/munit.py --resume RUN_DIR     # step 3 continues a stopped digits run in place, then 4 and 5
+
+``--resume`` is for a training longer than one sitting: the digits run (``WORK/STAMP/digits``) of a bench that
+was stopped (Ctrl-C, SIGTERM: the trainer saves a checkpoint first) continues from its last checkpoint with its
+own config.yaml (``--set`` may change train.* keys, e.g. ``train.precision=bf16`` on a machine where bf16 is
+fast), exactly as ``unpaired train --resume``. The speed stage runs again on this machine; the report gives the
+step the training resumed from, and the run's metrics.jsonl keeps the images/s of every stretch.
 """
 
 from __future__ import annotations
@@ -112,6 +119,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--evaluate", type=Path, default=None, metavar="RUN_DIR",
                         help="train nothing: evaluate again the digits run that OUT/munit.json reports (its "
                              "training.run_dir), keeping its speed, training and edges2handbags sections")
+    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                        help="continue the stopped digits run RUN_DIR (a WORK/STAMP/digits folder) from its last "
+                             "checkpoint instead of starting one, then evaluate it")
     parser.add_argument("--live-weights", action="store_true",
                         help="evaluate the trained weights themselves, not their EMA copy (when the run keeps one)")
     add_output_options(parser, "munit")
@@ -121,6 +131,10 @@ def parse_args() -> argparse.Namespace:
         args.judge_steps, args.feature_steps, args.handbags_steps = 10, 10, 2
         args.speed_steps, args.speed_warmup = 1, 1
     resolve_output_folders(parser, args, "munit")
+    if args.resume is not None and args.evaluate is not None:
+        parser.error("--resume trains on and --evaluate trains nothing: give one of them")
+    if args.resume is not None and not (args.resume / "config.yaml").is_file():
+        parser.error(f"--resume {args.resume}: no config.yaml there, so it is not a run folder of this bench")
     if args.evaluate is not None:
         report = args.out / "munit.json"
         if not report.is_file():
@@ -378,19 +392,27 @@ def train_digits(args: argparse.Namespace, bf16: bool, work: Path, results: dict
     """3. MUNIT trained on MNIST <-> USPS; fills ``results["training"]``, returns the checkpoint."""
     from unpaired.config import build_config
     from unpaired.training.logging import read_metrics
-    from unpaired.training.trainer import Trainer
+    from unpaired.training.trainer import Trainer, config_for_resume
 
-    overrides = ["data.source=mnist:usps", "train.precision=auto", f"train.channels_last={str(bf16).lower()}",
-                 *QUIET, *([f"train.max_steps={args.steps}"] if args.steps else []),
-                 *([f"train.max_minutes={args.minutes}"] if args.minutes else []), *args.overrides]
-    cfg = build_config("munit", ["munit_digits"], overrides)
+    limits = [*([f"train.max_steps={args.steps}"] if args.steps else []),
+              f"train.max_minutes={args.minutes or 'null'}"]
+    if args.resume is None:
+        overrides = ["data.source=mnist:usps", "train.precision=auto", f"train.channels_last={str(bf16).lower()}",
+                     *QUIET, *limits, *args.overrides]
+        trainer = Trainer(build_config("munit", ["munit_digits"], overrides), work / "digits")
+    else:  # the run's own config.yaml, as `unpaired train --resume` reads it
+        overrides = [*limits, *args.overrides]
+        trainer = Trainer(config_for_resume(args.resume, overrides), args.resume, resume=True)
+    cfg, resumed_from = trainer.cfg, trainer.step
     print(f"training MUNIT on MNIST <-> USPS: up to {cfg.train.max_steps} steps"
-          + (f" or {args.minutes} minutes" if args.minutes else ""), flush=True)
-    result = Trainer(cfg, work / "digits").fit()
+          + (f" or {args.minutes} minutes" if args.minutes else "")
+          + (f", resumed at step {resumed_from}" if args.resume else ""), flush=True)
+    result = trainer.fit()
     last = read_metrics(result.run_dir)[-1]
     results["training"] = {
-        "config": "munit_digits", "overrides": overrides, "precision": "bf16" if bf16 else "fp32",
-        "channels_last": bf16, "batch_size": cfg.train.batch_size, "image_size": cfg.data.image_size,
+        "config": "munit_digits", "overrides": overrides, "resumed_from_step": resumed_from if args.resume else None,
+        "precision": trainer.precision, "channels_last": bool(cfg.train.channels_last),
+        "batch_size": cfg.train.batch_size, "image_size": cfg.data.image_size,
         "steps": result.step, "max_steps": cfg.train.max_steps, "max_minutes": args.minutes or None,
         "stopped_by": result.stopped_by, "seconds": round(result.seconds, 1),
         "images_per_second": round(result.images_per_second, 2),
@@ -517,9 +539,12 @@ def render(r: dict) -> str:
         f"{_yes(fast['met'])} |", "",
         "## Training (MNIST a <-> USPS b, 32x32 gray)", "",
         f"Config `munit_digits` + `{' '.join(tr['overrides'])}`: batch {tr['batch_size']}, precision {tr['precision']}"
-        f"{' + channels_last' if tr['channels_last'] else ''}; {tr['steps']} steps (stopped by {tr['stopped_by']}) in "
-        f"{tr['seconds'] / 60:.1f} min, {tr['images_per_second']} images/s overall (sampling and checkpoints "
-        "included).", "",
+        f"{' + channels_last' if tr['channels_last'] else ''}; {tr['steps']} steps (stopped by {tr['stopped_by']})"
+        + (f", resumed at step {tr['resumed_from_step']} of an earlier bench run (`--resume`): steps "
+           f"{tr['resumed_from_step']}-{tr['steps']}" if tr.get("resumed_from_step") is not None else "")
+        + f" in {tr['seconds'] / 60:.1f} min, {tr['images_per_second']} images/s overall (sampling and checkpoints "
+        "included)" + ("; the images/s of every stretch are in the run's metrics.jsonl"
+                       if tr.get("resumed_from_step") is not None else "") + ".", "",
         f"Judges (trained on each real domain's training digits, {r['judges']['steps']} steps) on real test digits: "
         + ", ".join(f"{k} {v}" for k, v in r["judges"]["accuracy_on_real_test"].items()) + ".  ",
         f"Digit FID feature network ({r['feature_net']['steps']} steps on MNIST + USPS train, balanced batches) on "

@@ -36,3 +36,44 @@ def test_evaluate_again_refuses_a_run_its_report_does_not_describe(tmp_path, mon
         munit.parse_args()
     (out / "munit.json").write_text(json.dumps({"training": {"run_dir": str(run)}}))
     assert munit.parse_args().evaluate == run
+
+
+def test_resume_needs_a_run_folder_and_excludes_evaluate(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["munit.py", "--out", str(tmp_path), "--resume", str(tmp_path / "nothing")])
+    with pytest.raises(SystemExit):  # no config.yaml: not a run folder
+        munit.parse_args()
+    (tmp_path / "munit.json").write_text(json.dumps({"training": {"run_dir": str(tmp_path)}}))
+    (tmp_path / "config.yaml").write_text("method: munit\n")
+    monkeypatch.setattr(sys, "argv", ["munit.py", "--out", str(tmp_path), "--resume", str(tmp_path),
+                                      "--evaluate", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        munit.parse_args()
+
+
+def test_resume_continues_a_stopped_digits_run_in_place(tmp_path):
+    import argparse
+
+    import numpy as np
+    from PIL import Image
+
+    from unpaired.config import build_config
+    from unpaired.training.trainer import Trainer
+
+    rng = np.random.default_rng(0)
+    for side in ("trainA", "trainB"):
+        (tmp_path / "data" / side).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(tmp_path / "data" / side / f"{i}.png")
+    run = tmp_path / "work" / "digits"
+    cfg = build_config("munit", ["munit_digits"], [f"data.source={tmp_path / 'data'}", "train.batch_size=2",
+                                                   "train.max_steps=2", *munit.QUIET])
+    with pytest.warns(UserWarning, match="no test"):
+        Trainer(cfg, run).fit()
+    args = argparse.Namespace(resume=run, steps=3, minutes=0.0, overrides=["train.precision=fp32"])
+    results: dict = {}
+    with pytest.warns(UserWarning, match="no test"):
+        checkpoint = munit.train_digits(args, False, tmp_path / "unused", results)
+    trained = results["training"]
+    assert (trained["resumed_from_step"], trained["steps"], trained["precision"]) == (2, 3, "fp32")
+    assert trained["run_dir"] == str(run) and checkpoint.parent.parent == run
+    assert not (tmp_path / "unused").exists()  # the resumed run stays in its own folder
