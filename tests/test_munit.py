@@ -515,6 +515,22 @@ def test_resume_equals_uninterrupted_run(tmp_path, shared):
             assert (gen["a"].decoder[0][0] is gen["b"].decoder[0][0]) == bool(shared)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_flat_images_train_without_overflow(tmp_path, precision):
+    """A flat image (e.g. a maps tile of open sea) stays flat through MUNIT's reflect-padded encoder, and the
+    instance norms' gradients overflowed to inf at step 2 (NonFiniteLossError) before batches dithered it."""
+    root = tmp_path / "data"
+    for side in ("trainA", "trainB"):
+        (root / side).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (16, 16), (60 * i, 200 - 40 * i, 90)).save(root / side / f"{i}.png")
+    trainer = Trainer(munit_config(root, "train.batch_size=4", f"train.precision={precision}"), tmp_path / "run")
+    for t in range(4):
+        trainer.train_step(trainer.batches[t])
+    for name, p in trainer.method.named_parameters():
+        assert torch.isfinite(p).all(), name
+
+
 def test_run_writes_grid_rows_and_bf16_trains(tmp_path):
     data = make_image_folders(tmp_path / "data")
     trainer = _fit(data, tmp_path / "run", "train.max_steps=2", "train.precision=bf16", "train.channels_last=true")

@@ -23,7 +23,7 @@ import unpaired.training.checkpoint as checkpoint_module
 import unpaired.training.trainer as trainer_module
 from unpaired.data import DataError, FolderSource, TensorSource
 from unpaired.methods.unit import UNIT
-from unpaired.training.batches import StepBatches, fixed_batch, iterate_steps
+from unpaired.training.batches import StepBatches, dither_if_flat, fixed_batch, iterate_steps
 from unpaired.training.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
@@ -150,6 +150,21 @@ def test_batches_walk_each_domain_epoch_by_epoch(sources):
     assert sorted(a[:5]) == sorted(a[5:]) == [0, 1, 2, 3, 4]
     b = [i for t in range(3) for i in batches.indices(1, t)]  # 6 draws from 3 images
     assert sorted(b[:3]) == sorted(b[3:]) == [0, 1, 2]
+
+
+def test_only_flat_images_are_dithered_by_at_most_one_grey_level():
+    gen = torch.Generator().manual_seed(0)
+    varied = torch.linspace(-1, 1, 3 * 8 * 8).reshape(3, 8, 8)
+    state = gen.get_state()
+    assert dither_if_flat(varied, gen) is varied and torch.equal(gen.get_state(), state)  # no draw either
+    for level in (-1.0, 0.2, 1.0):
+        flat = torch.full((3, 8, 8), level)
+        dithered = dither_if_flat(flat, gen)
+        assert (dithered - flat).abs().max() <= 1 / 127.5 and dithered.min() >= -1 and dithered.max() <= 1
+        assert (dithered.amax(dim=(1, 2)) > dithered.amin(dim=(1, 2))).all()  # no channel flat any more
+    one_flat_channel = varied.clone()
+    one_flat_channel[0] = 0.5
+    assert dither_if_flat(one_flat_channel, gen) is one_flat_channel  # the image as a whole is not flat
 
 
 def test_workers_give_the_same_batches(sources):

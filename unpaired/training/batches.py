@@ -32,6 +32,23 @@ def to_float(image: Tensor) -> Tensor:
     return image.float().div_(127.5).sub_(1.0)
 
 
+def dither_if_flat(image: Tensor, gen: torch.Generator) -> Tensor:
+    """``image`` (float, [-1, 1]) plus uniform noise of up to one grey level when it is a single flat colour
+    (every channel constant), else ``image`` itself, untouched (and no random draw).
+
+    Why: a flat image stays flat through reflect-padded convolutions, so each instance norm of an encoder
+    (MUNIT's, the official design) normalises a zero-variance map, whose gradient is 1/sqrt(eps) ~ 316 times
+    larger. Chained over the encoder and decoder this overflowed to inf within two steps (MUNIT on the maps
+    tiles of open sea, which are flat after resizing). The true weight gradient there is zero, so what
+    reached Adam was round-off noise. One grey level of noise (invisible; the dequantisation noise of
+    generative models) makes the first normalisation rescale noise instead, and the maps after it are not flat.
+    """
+    flat = bool((image.amax(dim=(1, 2)) == image.amin(dim=(1, 2))).all())
+    if not flat:
+        return image
+    return (image + (torch.rand(image.shape, generator=gen) * 2 - 1) / 127.5).clamp_(-1.0, 1.0)
+
+
 def crop_and_flip(image: Tensor, size: int, gen: torch.Generator | None, flip: bool) -> Tensor:
     """Random (gen given) or centre square crop of side ``size``, then an optional random flip."""
     _, h, w = image.shape
@@ -101,8 +118,9 @@ class StepBatches(Dataset):
             images = []
             for slot, index in enumerate(self.indices(k, step), start=self.first_slot):
                 gen = torch.Generator().manual_seed(mix_seed(self.seed, k, step, slot, 1))
-                images.append(crop_and_flip(source[index], self.image_size, gen, self.flip))
-            batch[name] = to_float(torch.stack(images))
+                image = to_float(crop_and_flip(source[index], self.image_size, gen, self.flip))
+                images.append(dither_if_flat(image, gen))
+            batch[name] = torch.stack(images)
             if name in self.labels and source.labels is not None:
                 batch[f"{name}_labels"] = source.labels[self.indices(k, step)]
         return batch
