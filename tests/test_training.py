@@ -444,6 +444,12 @@ def test_resumed_auto_run_keeps_the_precision_it_started_with(data, tmp_path, mo
     assert Trainer(tiny_config(data, *RUN, "train.precision=auto"), tmp_path / "new").precision == "fp32"
 
 
+def test_every_process_takes_the_precision_of_process_0(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "resolve_precision", lambda name, device: "fp32")  # this process measured
+    monkeypatch.setattr(trainer_module, "gather_objects", lambda obj, world: ["bf16", obj])  # process 0 said bf16
+    assert Trainer(tiny_config(data, *RUN, "train.precision=auto"), tmp_path / "run").precision == "bf16"
+
+
 def test_max_minutes_stops_with_a_checkpoint(data, tmp_path):
     trainer = Trainer(tiny_config(data, *RUN, "train.max_minutes=0.000001", "train.max_steps=1000"), tmp_path / "r")
     result = trainer.fit()

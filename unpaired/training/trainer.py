@@ -172,7 +172,8 @@ class Trainer:
         self.resume_state = self._prepare_run_dir(resume)
         # 'auto' measures the CPU; a resumed run keeps the precision its checkpoint was trained with instead
         started_with = (self.resume_state or {}).get("precision") if train.precision == "auto" else None
-        self.precision = started_with or resolve_precision(train.precision, self.device)
+        # every process takes process 0's choice: 'auto' measures, and a borderline CPU could answer differently
+        self.precision = gather_objects(started_with or resolve_precision(train.precision, self.device), self.world)[0]
 
         data = cfg.data
         # a single-collection method reads one folder (and labels only when its config asks for them)
