@@ -38,10 +38,11 @@ def dither_if_flat(image: Tensor, gen: torch.Generator) -> Tensor:
 
     Why: a flat image stays flat through reflect-padded convolutions, so each instance norm of an encoder
     (MUNIT's, the official design) normalises a zero-variance map, whose gradient is 1/sqrt(eps) ~ 316 times
-    larger. Chained over the encoder and decoder this overflowed to inf within two steps (MUNIT on the maps
-    tiles of open sea, which are flat after resizing). The true weight gradient there is zero, so what
-    reached Adam was round-off noise. One grey level of noise (invisible; the dequantisation noise of
-    generative models) makes the first normalisation rescale noise instead, and the maps after it are not flat.
+    larger. Chained over the encoder and decoder this overflowed to inf within two steps (MUNIT on maps tiles
+    of open sea, resized to 64 px). The true weight gradient of a flat map is zero (the norm removes whatever
+    the weights do to it), so what reached Adam was round-off noise. One grey level of noise (invisible; the
+    dequantisation noise of generative models) makes the first normalisation rescale noise instead, and the
+    maps after it are not flat.
     """
     flat = bool((image.amax(dim=(1, 2)) == image.amin(dim=(1, 2))).all())
     if not flat:
