@@ -71,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -133,8 +134,13 @@ def parse_args() -> argparse.Namespace:
     resolve_output_folders(parser, args, "munit")
     if args.resume is not None and args.evaluate is not None:
         parser.error("--resume trains on and --evaluate trains nothing: give one of them")
-    if args.resume is not None and not (args.resume / "config.yaml").is_file():
-        parser.error(f"--resume {args.resume}: no config.yaml there, so it is not a run folder of this bench")
+    if args.resume is not None:
+        stored = args.resume / "config.yaml"
+        if not stored.is_file():
+            parser.error(f"--resume {args.resume}: no config.yaml there, so it is not a run folder of this bench")
+        method = (yaml.safe_load(stored.read_text()) or {}).get("method")
+        if method != "munit":
+            parser.error(f"--resume {args.resume}: a run of method '{method}', not munit")
     if args.evaluate is not None:
         report = args.out / "munit.json"
         if not report.is_file():

@@ -38,12 +38,17 @@ def test_evaluate_again_refuses_a_run_its_report_does_not_describe(tmp_path, mon
     assert munit.parse_args().evaluate == run
 
 
-def test_resume_needs_a_run_folder_and_excludes_evaluate(tmp_path, monkeypatch):
+def test_resume_needs_a_munit_run_folder_and_excludes_evaluate(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["munit.py", "--out", str(tmp_path), "--resume", str(tmp_path / "nothing")])
     with pytest.raises(SystemExit):  # no config.yaml: not a run folder
         munit.parse_args()
-    (tmp_path / "munit.json").write_text(json.dumps({"training": {"run_dir": str(tmp_path)}}))
+    monkeypatch.setattr(sys, "argv", ["munit.py", "--out", str(tmp_path), "--resume", str(tmp_path)])
+    (tmp_path / "config.yaml").write_text("method: tunit\n")
+    with pytest.raises(SystemExit):  # another method's run
+        munit.parse_args()
     (tmp_path / "config.yaml").write_text("method: munit\n")
+    assert munit.parse_args().resume == tmp_path
+    (tmp_path / "munit.json").write_text(json.dumps({"training": {"run_dir": str(tmp_path)}}))
     monkeypatch.setattr(sys, "argv", ["munit.py", "--out", str(tmp_path), "--resume", str(tmp_path),
                                       "--evaluate", str(tmp_path)])
     with pytest.raises(SystemExit):
