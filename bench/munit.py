@@ -71,7 +71,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -134,11 +133,15 @@ def parse_args() -> argparse.Namespace:
     resolve_output_folders(parser, args, "munit")
     if args.resume is not None and args.evaluate is not None:
         parser.error("--resume trains on and --evaluate trains nothing: give one of them")
-    if args.resume is not None:
-        stored = args.resume / "config.yaml"
-        if not stored.is_file():
-            parser.error(f"--resume {args.resume}: no config.yaml there, so it is not a run folder of this bench")
-        method = (yaml.safe_load(stored.read_text()) or {}).get("method")
+    if args.resume is not None:  # read as the resumed training will read it
+        from unpaired.config import ConfigError
+        from unpaired.training.checkpoint import CheckpointError
+        from unpaired.training.trainer import config_for_resume
+
+        try:
+            method = config_for_resume(args.resume, []).method
+        except (CheckpointError, ConfigError) as err:
+            parser.error(f"--resume: {err}")
         if method != "munit":
             parser.error(f"--resume {args.resume}: a run of method '{method}', not munit")
     if args.evaluate is not None:
@@ -527,6 +530,10 @@ def render(r: dict) -> str:
     spread = t["diversity_ratio_to_real_same_class_mnist_to_usps"]
     fast = t["speed_vs_official_munit_ref64"]
     ev = r["evaluation"]["directions"]
+    start = tr.get("resumed_from_step")  # a --resume run: this process trained steps start..steps
+    resumed = "" if start is None else (f", resumed at step {start} of an earlier bench run (`--resume`): steps "
+                                        f"{start}-{tr['steps']}")
+    stretches = "" if start is None else "; the images/s of every stretch are in the run's metrics.jsonl"
     lines = report_header("MUNIT on MNIST <-> USPS (CPU)", r)
     if "evaluated_again" in r:
         again = r["evaluated_again"]
@@ -546,11 +553,8 @@ def render(r: dict) -> str:
         "## Training (MNIST a <-> USPS b, 32x32 gray)", "",
         f"Config `munit_digits` + `{' '.join(tr['overrides'])}`: batch {tr['batch_size']}, precision {tr['precision']}"
         f"{' + channels_last' if tr['channels_last'] else ''}; {tr['steps']} steps (stopped by {tr['stopped_by']})"
-        + (f", resumed at step {tr['resumed_from_step']} of an earlier bench run (`--resume`): steps "
-           f"{tr['resumed_from_step']}-{tr['steps']}" if tr.get("resumed_from_step") is not None else "")
-        + f" in {tr['seconds'] / 60:.1f} min, {tr['images_per_second']} images/s overall (sampling and checkpoints "
-        "included)" + ("; the images/s of every stretch are in the run's metrics.jsonl"
-                       if tr.get("resumed_from_step") is not None else "") + ".", "",
+        f"{resumed} in {tr['seconds'] / 60:.1f} min, {tr['images_per_second']} images/s overall (sampling and "
+        f"checkpoints included){stretches}.", "",
         f"Judges (trained on each real domain's training digits, {r['judges']['steps']} steps) on real test digits: "
         + ", ".join(f"{k} {v}" for k, v in r["judges"]["accuracy_on_real_test"].items()) + ".  ",
         f"Digit FID feature network ({r['feature_net']['steps']} steps on MNIST + USPS train, balanced batches) on "

@@ -58,26 +58,19 @@ def test_resume_needs_a_munit_run_folder_and_excludes_evaluate(tmp_path, monkeyp
 def test_resume_continues_a_stopped_digits_run_in_place(tmp_path):
     import argparse
 
-    import numpy as np
-    from PIL import Image
+    from conftest import make_image_folders
 
     from unpaired.config import build_config
     from unpaired.training.trainer import Trainer
 
-    rng = np.random.default_rng(0)
-    for side in ("trainA", "trainB"):
-        (tmp_path / "data" / side).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(tmp_path / "data" / side / f"{i}.png")
+    data = make_image_folders(tmp_path / "data", size=(32, 32))
     run = tmp_path / "work" / "digits"
-    cfg = build_config("munit", ["munit_digits"], [f"data.source={tmp_path / 'data'}", "train.batch_size=2",
+    cfg = build_config("munit", ["munit_digits"], [f"data.source={data}", "train.batch_size=2",
                                                    "train.max_steps=2", *munit.QUIET])
-    with pytest.warns(UserWarning, match="no test"):
-        Trainer(cfg, run).fit()
+    Trainer(cfg, run).fit()
     args = argparse.Namespace(resume=run, steps=3, minutes=0.0, overrides=["train.precision=fp32"])
     results: dict = {}
-    with pytest.warns(UserWarning, match="no test"):
-        checkpoint = munit.train_digits(args, False, tmp_path / "unused", results)
+    checkpoint = munit.train_digits(args, False, tmp_path / "unused", results)
     trained = results["training"]
     assert (trained["resumed_from_step"], trained["steps"], trained["precision"]) == (2, 3, "fp32")
     assert trained["run_dir"] == str(run) and checkpoint.parent.parent == run
