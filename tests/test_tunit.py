@@ -210,7 +210,8 @@ def test_registered_with_its_configs_and_modes():
     assert (official.k, official.style_dim, official.temperature, official.queue_size, official.key_momentum,
             official.warmup_steps, official.joint_guide_scale) == (10, 128, 0.07, 1024, 0.999, 65_000, 0.1)
     assert dict(afhq.loss_weights) == {"gan": 1.0, "r1": 10.0, "recon": 0.1, "style_g": 0.01, "mi": 5.0,
-                                       "style_e": 1.0, "ce": 5.0, "cycle": 0.0, "recon_peer": 0.0}
+                                       "style_e": 1.0, "ce": 5.0, "cycle": 0.0, "recon_peer": 0.0,
+                                       "cycle_peer": 0.0}
     assert afhq.train.ema_decay == 0.999 and afhq.train.batch_size == 32
     fractions = {mode: TUNIT.label_fraction(build_config("tunit", [], [f"model.mode={mode}"]).model)
                  for mode in ("unsupervised", "semi", "supervised")}
@@ -333,6 +334,18 @@ def test_optional_peer_reconstruction_rebuilds_x_from_a_same_domain_style(tmp_pa
     torch.testing.assert_close(method.loss_terms("gen", step)["recon_peer"], (rebuilt - step["x"]).abs().mean())
     logged = trainer.train_step(trainer.batches[1])
     assert math.isfinite(logged["loss/gen/recon_peer"]) and logged["loss/gen/recon_peer"] > 0
+
+
+def test_optional_peer_cycle_takes_the_translation_back_with_a_same_domain_style(tmp_path):
+    trainer, step = _with_optional_term(tmp_path, "cycle_peer")
+    method = trainer.method
+    peers = step["peers"]
+    assert torch.equal(step["domains"][peers], step["domains"]) and "rec_peer" not in step
+    back = method.generator.decode(method.generator.content(step["fake"]), step["style"][peers])
+    torch.testing.assert_close(step["cyc_peer"], back)
+    torch.testing.assert_close(method.loss_terms("gen", step)["cycle_peer"], (back - step["x"]).abs().mean())
+    logged = trainer.train_step(trainer.batches[1])
+    assert math.isfinite(logged["loss/gen/cycle_peer"]) and logged["loss/gen/cycle_peer"] > 0
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):

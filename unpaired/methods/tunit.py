@@ -37,12 +37,17 @@ domains, argmax of E_c; s~ = E_s(x~)):
   (a translation then draws the reference's digit, and a domain's average style draws a blur). With a peer's
   style, only the content code knows which digit x is, so the decoder must take the shape from it, and the
   style is left to say what the domain looks like.
+- ``cycle_peer`` (0, not in the paper): |G(G(x, s~), E_s(x')) - x|_1, the cycle term taken back with a peer's
+  style (x' as for ``recon_peer``). Off by default. Why: with x's own style the way back can draw x from the
+  style alone (it carries the digit), so ``cycle`` does not ask the translation to keep x's content; with a
+  peer's style only the translation's content code can say which digit x was, the role MUNIT's cycle term plays
+  where the style code is too short to carry it.
 
-L_D = gan + r1; L_G = gan + recon + style_g (+ cycle + recon_peer); L_E = L_G + mi + style_e (+ ce) (paper eq. 6-8,
-weights as above): E is trained by its own terms and, through the style codes it gives G, by G's. E is trained
-alone for the first ``warmup_steps`` (the official unsupervised schedule: 65 of 200 epochs of 1000 iterations), then
-jointly, with E's own terms scaled by ``joint_guide_scale`` (official: ``c_loss = 0.1 * c_loss``). EMA copies of G and E
-(``train.ema_decay`` 0.999, official ``update_average``) serve inference.
+L_D = gan + r1; L_G = gan + recon + style_g (+ cycle + recon_peer + cycle_peer); L_E = L_G + mi + style_e (+ ce)
+(paper eq. 6-8, weights as above): E is trained by its own terms and, through the style codes it gives G, by G's. E
+is trained alone for the first ``warmup_steps`` (the official unsupervised schedule: 65 of 200 epochs of 1000
+iterations), then jointly, with E's own terms scaled by ``joint_guide_scale`` (official: ``c_loss = 0.1 * c_loss``).
+EMA copies of G and E (``train.ema_decay`` 0.999, official ``update_average``) serve inference.
 
 In this package's terms: the ``gen`` group holds G and E (``nets.gen.generator``, ``nets.gen.guide``), so L_E
 reaches E through G's terms and the trainer's EMA covers both; the momentum encoder, the queue, the step count
@@ -163,6 +168,7 @@ class TUNITWeights:
     ce: float = 5.0
     cycle: float = 0.0
     recon_peer: float = 0.0
+    cycle_peer: float = 0.0
 
 
 class GuidingNetwork(nn.Module):
@@ -404,13 +410,21 @@ class TUNIT(Method):
         step.update(x_ref=x[order], domains_ref=domains[order])
         content = self.generator.content(x)
         styles = {"fake": style[order], "rec": style}  # one decoder call for every decode of x's content
-        if self.active("recon_peer"):
+        if self.active("recon_peer") or self.active("cycle_peer"):
             step["peers"] = same_domain_peers(domains)
+        if self.active("recon_peer"):
             styles["rec_peer"] = style[step["peers"]]
         decoded = self.generator.decode(cat_batches(*[content] * len(styles)), cat_batches(*styles.values()))
         step.update(zip(styles, split_like(decoded, [x] * len(styles)), strict=True))
+        back: dict[str, Tensor] = {}  # the translation's content decoded back: with x's own style, with a peer's
         if self.active("cycle"):
-            step["cyc"] = self.generator.decode(self.generator.content(step["fake"]), style)
+            back["cyc"] = style
+        if self.active("cycle_peer"):
+            back["cyc_peer"] = style[step["peers"]]
+        if back:
+            content_fake = self.generator.content(step["fake"])
+            decoded = self.generator.decode(cat_batches(*[content_fake] * len(back)), cat_batches(*back.values()))
+            step.update(zip(back, split_like(decoded, [x] * len(back)), strict=True))
         if self.active("style_g"):
             step["keys_ref"] = key_style[order]
             step["style_fake"] = self.guide.encode_style(step["fake"])
@@ -437,6 +451,8 @@ class TUNIT(Method):
             terms["cycle"] = l1(step["cyc"], step["x"])
         if self.active("recon_peer"):
             terms["recon_peer"] = l1(step["rec_peer"], step["x"])
+        if self.active("cycle_peer"):
+            terms["cycle_peer"] = l1(step["cyc_peer"], step["x"])
         return terms
 
     def _contrast(self, query: Tensor, key: Tensor) -> Tensor:
