@@ -408,27 +408,28 @@ class TUNIT(Method):
             return step
         order = torch.randperm(len(x), device=x.device)  # references: the batch shuffled
         step.update(x_ref=x[order], domains_ref=domains[order])
-        content = self.generator.content(x)
-        styles = {"fake": style[order], "rec": style}  # one decoder call for every decode of x's content
+        styles = {"fake": style[order], "rec": style}
         if self.active("recon_peer") or self.active("cycle_peer"):
             step["peers"] = same_domain_peers(domains)
         if self.active("recon_peer"):
             styles["rec_peer"] = style[step["peers"]]
-        decoded = self.generator.decode(cat_batches(*[content] * len(styles)), cat_batches(*styles.values()))
-        step.update(zip(styles, split_like(decoded, [x] * len(styles)), strict=True))
-        back: dict[str, Tensor] = {}  # the translation's content decoded back: with x's own style, with a peer's
+        step.update(self._decode_with_each(self.generator.content(x), styles))
+        back = {}  # the translation's content decoded back: with x's own style, with a peer's
         if self.active("cycle"):
             back["cyc"] = style
         if self.active("cycle_peer"):
             back["cyc_peer"] = style[step["peers"]]
         if back:
-            content_fake = self.generator.content(step["fake"])
-            decoded = self.generator.decode(cat_batches(*[content_fake] * len(back)), cat_batches(*back.values()))
-            step.update(zip(back, split_like(decoded, [x] * len(back)), strict=True))
+            step.update(self._decode_with_each(self.generator.content(step["fake"]), back))
         if self.active("style_g"):
             step["keys_ref"] = key_style[order]
             step["style_fake"] = self.guide.encode_style(step["fake"])
         return step
+
+    def _decode_with_each(self, content: Tensor, styles: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``content`` decoded with each named batch of style codes, in one decoder call."""
+        decoded = self.generator.decode(cat_batches(*[content] * len(styles)), cat_batches(*styles.values()))
+        return dict(zip(styles, split_like(decoded, [content] * len(styles)), strict=True))
 
     def loss_terms(self, group: str, step: Step) -> dict[str, Tensor]:
         if group == "dis":
@@ -443,16 +444,11 @@ class TUNIT(Method):
             on_fake, on_rec = split_like(judged, [step["fake"], step["rec"]])
             terms["gan/ref"] = generator_loss(on_fake, "hinge")
             terms["gan/rec"] = generator_loss(on_rec, "hinge")
-        if self.active("recon"):
-            terms["recon"] = l1(step["rec"], step["x"])
+        for term, rebuilt in RECONSTRUCTIONS.items():
+            if self.active(term):
+                terms[term] = l1(step[rebuilt], step["x"])
         if self.active("style_g"):
             terms["style_g"] = self._contrast(step["style_fake"], step["keys_ref"])
-        if self.active("cycle"):
-            terms["cycle"] = l1(step["cyc"], step["x"])
-        if self.active("recon_peer"):
-            terms["recon_peer"] = l1(step["rec_peer"], step["x"])
-        if self.active("cycle_peer"):
-            terms["cycle_peer"] = l1(step["cyc_peer"], step["x"])
         return terms
 
     def _contrast(self, query: Tensor, key: Tensor) -> Tensor:
@@ -558,6 +554,10 @@ class TUNIT(Method):
                 code = self.domain_styles[j][None].expand(len(x), -1).to(content.dtype)
                 rows[f"domain {j}"] = self.generator.decode(content, code)
         return rows
+
+
+# L1 terms against x: loss term -> the step entry that rebuilds x
+RECONSTRUCTIONS = {"recon": "rec", "cycle": "cyc", "recon_peer": "rec_peer", "cycle_peer": "cyc_peer"}
 
 
 def same_domain_peers(domains: Tensor) -> Tensor:
