@@ -210,7 +210,7 @@ def test_registered_with_its_configs_and_modes():
     assert (official.k, official.style_dim, official.temperature, official.queue_size, official.key_momentum,
             official.warmup_steps, official.joint_guide_scale) == (10, 128, 0.07, 1024, 0.999, 65_000, 0.1)
     assert dict(afhq.loss_weights) == {"gan": 1.0, "r1": 10.0, "recon": 0.1, "style_g": 0.01, "mi": 5.0,
-                                       "style_e": 1.0, "ce": 5.0, "cycle": 0.0, "recon_peer": 0.0,
+                                       "mi_over": 5.0, "style_e": 1.0, "ce": 5.0, "cycle": 0.0, "recon_peer": 0.0,
                                        "cycle_peer": 0.0}
     assert afhq.train.ema_decay == 0.999 and afhq.train.batch_size == 32
     fractions = {mode: TUNIT.label_fraction(build_config("tunit", [], [f"model.mode={mode}"]).model)
@@ -221,6 +221,7 @@ def test_registered_with_its_configs_and_modes():
 @pytest.mark.parametrize(("override", "message"), [
     ("model.mode=weak", "model.mode"), ("data.image_size=24", "power of 2"),
     ("model.guide_stages=5", "guide_stages"), ("model.content_size=32", "content_size"),
+    ("model.over_k=-1", "over_k"),
 ])
 def test_invalid_options_are_named(tmp_path, override, message):
     data = make_collection(tmp_path / "data", TRUE_FOLDERS)
@@ -346,6 +347,23 @@ def test_optional_peer_cycle_takes_the_translation_back_with_a_same_domain_style
     torch.testing.assert_close(method.loss_terms("gen", step)["cycle_peer"], (back - step["x"]).abs().mean())
     logged = trainer.train_step(trainer.batches[1])
     assert math.isfinite(logged["loss/gen/cycle_peer"]) and logged["loss/gen/cycle_peer"] > 0
+
+
+def test_optional_over_clustering_head_trains_the_trunk_with_its_own_mutual_information(tmp_path):
+    data = make_collection(tmp_path / "data", TRUE_FOLDERS)
+    off = Trainer(tunit_config(data), tmp_path / "off")
+    assert off.method.guide.over is None and "loss/gen/mi_over" not in off.train_step(off.batches[0])
+    trainer = Trainer(tunit_config(data, "model.over_k=5"), tmp_path / "on")
+    method = trainer.method
+    assert method.guide.over.out_features == 5 and method.key_encoder.over.out_features == 5
+    batch = {k: v.to(trainer.device) for k, v in trainer.batches[0].items()}
+    step = method.forward_step(batch)
+    assert step["over"].shape == (len(batch["a"]), 5) and step["logits"].shape[1] == method.cfg.k
+    expected = -mutual_information(step["over"].softmax(1), step["over_aug"].softmax(1))
+    torch.testing.assert_close(method.loss_terms("gen", step)["mi_over"], expected)
+    before = method.guide.over.weight.detach().clone()
+    logged = trainer.train_step(trainer.batches[1])
+    assert math.isfinite(logged["loss/gen/mi_over"]) and not torch.equal(before, method.guide.over.weight)
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):

@@ -20,6 +20,12 @@ domains, argmax of E_c; s~ = E_s(x~)):
 
 - ``mi``      (5, lambda_MI): -I(p(x), p(x+)), the negative mutual information (eq. 1);
 - ``style_e`` (1, lambda_style^E): InfoNCE(E_s(x), E'_s(x+), queue) (eq. 2), E' the momentum encoder;
+- ``mi_over`` (5, IIC's auxiliary over-clustering, not in TUNIT): with ``over_k`` > 0, a second domain head with
+  ``over_k`` outputs (more than K) on the same trunk, trained by the same -I. Off by default (``over_k`` 0).
+  Why: IIC (Ji et al., Sec. 3.3) trains such a head beside the main one so that the trunk learns features for
+  finer splits than K, which helps the main head's clustering; here E alone sometimes settles on the one split
+  it finds first (inverted digits or not) and never separates MNIST from USPS. Only E's trunk sees this head;
+  pseudo domains, D and G use the main head.
 - ``ce``      (5): semi-supervised and supervised modes: cross-entropy of E_c on the known labels, for x and
   x+ (official ``train_semisupervised.py``: ``5.0 * ce_loss``);
 - ``gan``     (1, lambda_adv): hinge loss of D_{y~} on real x~ against G(x, s~), and for G also D_y(G(x, s_x))
@@ -86,7 +92,7 @@ from unpaired.nn.decoders import UpsamplingDecoder
 from unpaired.nn.encoders import DownsamplingEncoder
 
 MODES = ("unsupervised", "semi", "supervised")
-GUIDE_TERMS = ("mi", "style_e", "ce")
+GUIDE_TERMS = ("mi", "mi_over", "style_e", "ce")
 """E's own terms: scaled by ``joint_guide_scale`` once joint training starts."""
 QUEUE_SEED_IMAGES = 32
 """Images whose keys fill the queue before the first step (official: one batch of 32)."""
@@ -104,6 +110,8 @@ class TUNITConfig:
     """Semi-supervised mode: share of each class whose labels (sub-folder names) are read (official --p_semi)."""
     k: int = 10
     """Number of pseudo domains K, the outputs of E's domain head and of D (official --output_k 10)."""
+    over_k: int = 0
+    """Outputs of E's auxiliary over-clustering head (IIC; trained by ``mi_over``); 0: no such head (TUNIT)."""
     style_dim: int = 128
     """Style code size (official --sty_dim 128)."""
     temperature: float = 0.07
@@ -164,6 +172,7 @@ class TUNITWeights:
     recon: float = 0.1
     style_g: float = 0.01
     mi: float = 5.0
+    mi_over: float = 5.0
     style_e: float = 1.0
     ce: float = 5.0
     cycle: float = 0.0
@@ -174,9 +183,10 @@ class TUNITWeights:
 class GuidingNetwork(nn.Module):
     """E: a VGG11-BN trunk (``stages`` of 3x3 conv-BN-ReLU blocks, each ended by 2x2 max pooling), global
     average pooling, and two linear heads: ``domain`` (K logits) and ``style`` (the style code). Initialised as
-    the official GuidingNet: kaiming (fan out) convs, N(0, 0.01) linear weights, zero biases."""
+    the official GuidingNet: kaiming (fan out) convs, N(0, 0.01) linear weights, zero biases. With ``over_k`` > 0
+    a third linear head, ``over``, gives ``over_k`` logits for IIC's auxiliary over-clustering."""
 
-    def __init__(self, in_channels: int, dim: int, stages: int, k: int, style_dim: int) -> None:
+    def __init__(self, in_channels: int, dim: int, stages: int, k: int, style_dim: int, over_k: int = 0) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = in_channels
@@ -190,6 +200,7 @@ class GuidingNetwork(nn.Module):
         self.trunk = nn.Sequential(*layers)
         self.domain = nn.Linear(width, k)
         self.style = nn.Linear(width, style_dim)
+        self.over = nn.Linear(width, over_k) if over_k else None
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -201,6 +212,14 @@ class GuidingNetwork(nn.Module):
         """(domain logits N x K, style codes N x style_dim)."""
         features = self.trunk(x)
         return self.domain(features), self.style(features)
+
+    def heads(self, x: Tensor) -> dict[str, Tensor]:
+        """Every head's output from one pass of the trunk: 'domain', 'style' and, if there is one, 'over'."""
+        features = self.trunk(x)
+        outputs = {"domain": self.domain(features), "style": self.style(features)}
+        if self.over is not None:
+            outputs["over"] = self.over(features)
+        return outputs
 
     def encode_style(self, x: Tensor) -> Tensor:
         return self.style(self.trunk(x))
@@ -302,12 +321,12 @@ class TUNIT(Method):
         c = channels["a"]
         generator = StyleGenerator(c, cfg, n_down)
         init_weights(generator, "kaiming")
-        guide = GuidingNetwork(c, cfg.guide_dim, cfg.guide_stages, cfg.k, cfg.style_dim)
+        guide = GuidingNetwork(c, cfg.guide_dim, cfg.guide_stages, cfg.k, cfg.style_dim, cfg.over_k)
         dis = MultiTaskDiscriminator(c, image_size, cfg.k, cfg.dis_dim, cfg.dis_max_dim)
         init_weights(dis, "kaiming")
         self.nets["dis"] = dis
         self.nets["gen"] = nn.ModuleDict({"generator": generator, "guide": guide})
-        self.key_encoder = GuidingNetwork(c, cfg.guide_dim, cfg.guide_stages, cfg.k, cfg.style_dim)
+        self.key_encoder = GuidingNetwork(c, cfg.guide_dim, cfg.guide_stages, cfg.k, cfg.style_dim, cfg.over_k)
         self.key_encoder.load_state_dict(guide.state_dict())
         self.key_encoder.requires_grad_(False)
         self.queue = KeyQueue(cfg.queue_size, cfg.style_dim)
@@ -393,14 +412,16 @@ class TUNIT(Method):
         x = batch["a"]
         labels = batch.get("a_labels")  # present only in the semi-supervised and supervised modes
         x_aug = self.augment(x)
-        logits, style = self.guide(x)
-        logits_aug, _ = self.guide(x_aug)
+        heads, heads_aug = self.guide.heads(x), self.guide.heads(x_aug)
+        logits, style, logits_aug = heads["domain"], heads["style"], heads_aug["domain"]
         with torch.no_grad():
             keys = self.key_encoder.encode_style(x_aug)
             key_logits, key_style = self.key_encoder(x)
         domains = _with_known_labels(logits.detach().argmax(1), labels)
         step: Step = {"x": x, "x_aug": x_aug, "logits": logits, "logits_aug": logits_aug, "style": style,
                       "keys": keys, "domains": domains, "labels": labels}
+        if "over" in heads:
+            step.update(over=heads["over"], over_aug=heads_aug["over"])
         # the domain averages are kept in the momentum encoder's terms: an EMA of E like the one inference uses
         self._pending = {"keys": keys, "styles": key_style,
                          "domains": _with_known_labels(key_logits.argmax(1), labels)}
@@ -459,6 +480,9 @@ class TUNIT(Method):
         logits, logits_aug, labels = step["logits"], step["logits_aug"], step["labels"]
         if self.cfg.mode != "supervised" and self.active("mi"):
             terms["mi"] = -mutual_information(logits.float().softmax(1), logits_aug.float().softmax(1))
+        if self.cfg.mode != "supervised" and "over" in step and self.active("mi_over"):
+            terms["mi_over"] = -mutual_information(step["over"].float().softmax(1),
+                                                   step["over_aug"].float().softmax(1))
         if self.cfg.mode != "unsupervised" and self.active("ce"):
             known = labels >= 0
             if known.any():
@@ -582,6 +606,8 @@ def check_config(cfg: TUNITConfig, image_size: int) -> None:
         raise ValueError(f"model.label_fraction must be within (0, 1) in semi mode, got {cfg.label_fraction}")
     if cfg.k < 1 or cfg.style_dim < 1 or cfg.queue_size < 1:
         raise ValueError("model.k, model.style_dim and model.queue_size must be >= 1")
+    if cfg.over_k < 0:
+        raise ValueError(f"model.over_k must be >= 0 (0: no over-clustering head), got {cfg.over_k}")
     if not 1 <= cfg.guide_stages <= len(VGG11_CONVS):
         raise ValueError(f"model.guide_stages must be within 1..{len(VGG11_CONVS)}, got {cfg.guide_stages}")
     if image_size < 2**cfg.guide_stages:
