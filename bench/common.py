@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import statistics
@@ -85,6 +86,14 @@ def pair_counts(rows: Any, cols: Any, shape: tuple[int, int]) -> Any:
     import torch
 
     return torch.bincount(rows * shape[1] + cols, minlength=shape[0] * shape[1]).view(shape)
+
+
+def write_report(out: Path, name: str, record: dict[str, Any], markdown: str) -> None:
+    """OUT/NAME.json (the record) and OUT/NAME.md (its report), creating OUT; the report is also printed."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / f"{name}.md").write_text(markdown.rstrip("\n") + "\n")
+    print(markdown)
 
 
 def provenance_lines(r: dict[str, Any], command_label: str = "Command") -> list[str]:

@@ -14,7 +14,6 @@ Writes bench/results/conv_peak.json and conv_peak.md.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, median_seconds, provenance, provenance_lines
+from common import RESULTS, median_seconds, provenance, provenance_lines, write_report
 
 SHAPES = {  # name: (batch, in channels, out channels, side), as in cyclegan_256 at 64 px, batch 8
     "residual block 256ch 16x16": (8, 256, 256, 16),
@@ -56,10 +55,7 @@ def main(argv: list[str] | None = None) -> None:
              f"{args.iterations} calls after 3 warm-up calls.", "",
              "| shape (batch 8) | " + " | ".join(CASES) + " |", "|---" * (len(CASES) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(str(v) for v in row.values()) + " |" for name, row in rows.items()]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "conv_peak.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "conv_peak.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, "conv_peak", result, "\n".join(lines))
 
 
 if __name__ == "__main__":

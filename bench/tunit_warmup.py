@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import provenance, provenance_lines
+from common import provenance, provenance_lines, write_report
 
 HERE = Path(__file__).resolve().parent
 SOURCE_SHARE = 0.01
@@ -94,10 +94,7 @@ def main() -> None:
     lines += ["", "dom.: pseudo domains holding more than 1% of the pool (K = 6; 3 hidden sources).",
               "Machines of the runs: " + "; ".join(f"{cpu}, {threads} torch threads, torch {torch}"
                                                    for cpu, threads, torch in machines) + "."]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "tunit_warmup.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "tunit_warmup.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, "tunit_warmup", results, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -37,3 +37,10 @@ def test_provenance_lines_render_the_record_with_and_without_native_bf16():
     assert lines[0] == "Latest command: `python bench/conv_peak.py `  " and lines[1].startswith("Date: ")
     assert "torch threads, torch" in lines[2] and "native bf16" not in lines[2]
     assert "native bf16: False" in common.provenance_lines(common.provenance("x.py", [], native_bf16=False))[2]
+
+
+def test_write_report_writes_the_record_and_the_report(tmp_path, capsys):
+    common.write_report(tmp_path / "out", "demo", {"value": 1}, "# Demo\n\n| a |\n")
+    assert (tmp_path / "out" / "demo.json").read_text() == '{\n  "value": 1\n}\n'
+    assert (tmp_path / "out" / "demo.md").read_text() == "# Demo\n\n| a |\n"
+    assert "# Demo" in capsys.readouterr().out

@@ -210,8 +210,8 @@ class GuidingNetwork(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(domain logits N x K, style codes N x style_dim)."""
-        features = self.trunk(x)
-        return self.domain(features), self.style(features)
+        outputs = self.heads(x)
+        return outputs["domain"], outputs["style"]
 
     def heads(self, x: Tensor) -> dict[str, Tensor]:
         """Every head's output from one pass of the trunk: 'domain', 'style' and, if there is one, 'over'."""
@@ -478,11 +478,9 @@ class TUNIT(Method):
     def _guide_terms(self, step: Step) -> dict[str, Tensor]:
         terms: dict[str, Tensor] = {}
         logits, logits_aug, labels = step["logits"], step["logits_aug"], step["labels"]
-        if self.cfg.mode != "supervised" and self.active("mi"):
-            terms["mi"] = -mutual_information(logits.float().softmax(1), logits_aug.float().softmax(1))
-        if self.cfg.mode != "supervised" and "over" in step and self.active("mi_over"):
-            terms["mi_over"] = -mutual_information(step["over"].float().softmax(1),
-                                                   step["over_aug"].float().softmax(1))
+        for term, (head, head_aug) in CLUSTERINGS.items():
+            if self.cfg.mode != "supervised" and head in step and self.active(term):
+                terms[term] = -mutual_information(step[head].float().softmax(1), step[head_aug].float().softmax(1))
         if self.cfg.mode != "unsupervised" and self.active("ce"):
             known = labels >= 0
             if known.any():
@@ -580,6 +578,8 @@ class TUNIT(Method):
         return rows
 
 
+# IIC terms: loss term -> the step entries of a head's logits for x and for x+ (the over head only with over_k > 0)
+CLUSTERINGS = {"mi": ("logits", "logits_aug"), "mi_over": ("over", "over_aug")}
 # L1 terms against x: loss term -> the step entry that rebuilds x
 RECONSTRUCTIONS = {"recon": "rec", "cycle": "cyc", "recon_peer": "rec_peer", "cycle_peer": "cyc_peer"}
 
