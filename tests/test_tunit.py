@@ -23,7 +23,7 @@ from unpaired.data.collection import labelled_subset
 from unpaired.losses.clustering import info_nce, joint_distribution, mutual_information, mutual_information_of_joint
 from unpaired.methods import METHODS
 from unpaired.methods.tunit import TUNIT, KeyQueue, same_domain_peers
-from unpaired.nn.augment import Augmentation
+from unpaired.nn.augment import Augmentation, shuffle_tiles
 from unpaired.training.trainer import Trainer
 
 TUNIT_TINY = [
@@ -164,6 +164,22 @@ def test_augmentation_draws_per_image_and_switches_off():
     assert gray.shape == (6, 1, 16, 16)
 
 
+def test_shuffled_tiles_keep_each_images_tiles_and_move_them():
+    x = torch.rand(5, 2, 8, 8)
+    torch.manual_seed(0)
+    out = shuffle_tiles(x, 4)
+    assert out.shape == x.shape and torch.equal(shuffle_tiles(x, 1), x)
+
+    def tiles(images):  # each image's 16 tiles of 2 x 2 pixels (2 channels), flattened and sorted
+        cut = images.unfold(2, 2, 2).unfold(3, 2, 2).permute(0, 2, 3, 1, 4, 5).reshape(len(images), 16, -1)
+        return cut.sort(1).values
+
+    assert torch.equal(tiles(out), tiles(x))  # the same tiles, each from its own image
+    assert not torch.equal(out, x) and not torch.equal(out[0] - x[0], out[1] - x[1])
+    with pytest.raises(ValueError, match="3x3"):
+        shuffle_tiles(x, 3)
+
+
 # -------------------- data: one collection
 def test_the_collection_is_ordered_by_file_name_and_reads_labels_only_when_asked(tmp_path):
     right = make_collection(tmp_path / "right", TRUE_FOLDERS)
@@ -221,7 +237,7 @@ def test_registered_with_its_configs_and_modes():
 @pytest.mark.parametrize(("override", "message"), [
     ("model.mode=weak", "model.mode"), ("data.image_size=24", "power of 2"),
     ("model.guide_stages=5", "guide_stages"), ("model.content_size=32", "content_size"),
-    ("model.over_k=-1", "over_k"),
+    ("model.over_k=-1", "over_k"), ("model.style_key_tiles=3", "style_key_tiles"),
 ])
 def test_invalid_options_are_named(tmp_path, override, message):
     data = make_collection(tmp_path / "data", TRUE_FOLDERS)
@@ -364,6 +380,22 @@ def test_optional_over_clustering_head_trains_the_trunk_with_its_own_mutual_info
     before = method.guide.over.weight.detach().clone()
     logged = trainer.train_step(trainer.batches[1])
     assert math.isfinite(logged["loss/gen/mi_over"]) and not torch.equal(before, method.guide.over.weight)
+
+
+def test_style_key_tiles_give_the_style_head_a_shuffled_positive_and_leave_the_domain_head_alone(tmp_path):
+    data = make_collection(tmp_path / "data", TRUE_FOLDERS)
+    trainer = Trainer(tunit_config(data, "model.style_key_tiles=4"), tmp_path / "run")
+    method = trainer.method
+    batch = {k: v.to(trainer.device) for k, v in trainer.batches[0].items()}
+    torch.manual_seed(3)
+    step = method.forward_step(batch)
+    torch.manual_seed(3)  # the step's draws again: the augmentation, then the tile order
+    x_aug = method.augment(batch["a"])
+    shuffled = shuffle_tiles(x_aug, 4)
+    assert torch.equal(step["x_aug"], x_aug)  # the domain head's pair: the plain augmented copy
+    torch.testing.assert_close(step["keys"], method.key_encoder.encode_style(shuffled))
+    assert not torch.allclose(step["keys"], method.key_encoder.encode_style(x_aug))
+    assert math.isfinite(trainer.train_step(trainer.batches[1])["loss/gen/style_e"])
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):

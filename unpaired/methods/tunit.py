@@ -19,7 +19,10 @@ Per step, for a batch x, its augmented copy x+ and references x~ (the batch shuf
 domains, argmax of E_c; s~ = E_s(x~)):
 
 - ``mi``      (5, lambda_MI): -I(p(x), p(x+)), the negative mutual information (eq. 1);
-- ``style_e`` (1, lambda_style^E): InfoNCE(E_s(x), E'_s(x+), queue) (eq. 2), E' the momentum encoder;
+- ``style_e`` (1, lambda_style^E): InfoNCE(E_s(x), E'_s(x+), queue) (eq. 2), E' the momentum encoder; with
+  ``style_key_tiles`` n > 0 (not in TUNIT, off by default) the key is E'_s of x+ cut into n x n tiles shuffled.
+  Why: the code must then match a view that shares only local appearance with x, so it cannot carry the digit
+  (the shape), which on digits is exactly what instance contrast otherwise puts into the style;
 - ``mi_over`` (5, IIC's auxiliary over-clustering, not in TUNIT): with ``over_k`` > 0, a second domain head with
   ``over_k`` outputs (more than K) on the same trunk, trained by the same -I. Off by default (``over_k`` 0).
   Why: IIC (Ji et al., Sec. 3.3) trains such a head beside the main one so that the trunk learns features for
@@ -86,7 +89,7 @@ from unpaired.losses.clustering import info_nce, mutual_information
 from unpaired.losses.reconstruction import l1
 from unpaired.methods.base import METHODS, Batch, Method, Step, cat_batches, split_like
 from unpaired.nn.adain import MLP, adain_params, num_adain_params
-from unpaired.nn.augment import Augmentation
+from unpaired.nn.augment import Augmentation, shuffle_tiles
 from unpaired.nn.blocks import ConvBlock, init_weights
 from unpaired.nn.decoders import UpsamplingDecoder
 from unpaired.nn.encoders import DownsamplingEncoder
@@ -114,6 +117,10 @@ class TUNITConfig:
     """Outputs of E's auxiliary over-clustering head (IIC; trained by ``mi_over``); 0: no such head (TUNIT)."""
     style_dim: int = 128
     """Style code size (official --sty_dim 128)."""
+    style_key_tiles: int = 0
+    """With n > 0, the style head's positive key is the augmented copy cut into n x n tiles put back in a random
+    order (not in TUNIT; 0: the augmented copy itself, as the paper): the style code can then only hold what the
+    tiles share, local appearance, not the global shape. The domain head keeps the plain augmented copy."""
     temperature: float = 0.07
     """InfoNCE temperature (official calc_contrastive_loss temp=0.07, as MoCo)."""
     queue_size: int = 1024
@@ -381,7 +388,7 @@ class TUNIT(Method):
         picks = torch.linspace(0, len(source) - 1, min(len(source), QUEUE_SEED_IMAGES)).round().long().unique()
         device = self.queue.keys.device
         images = torch.stack([crop_and_flip(source[int(i)], self.image_size, None, False) for i in picks])
-        self.queue.push(self.key_encoder.encode_style(self.augment(to_float(images).to(device))))
+        self.queue.push(self.key_encoder.encode_style(self.style_key_view(self.augment(to_float(images).to(device)))))
 
     @torch.no_grad()
     def after_step(self, step: int) -> None:
@@ -396,6 +403,10 @@ class TUNIT(Method):
         if pending:
             self.queue.push(pending["keys"])
             self._update_domain_styles(pending["styles"], pending["domains"])
+
+    def style_key_view(self, x_aug: Tensor) -> Tensor:
+        """The augmented copy as the style head's key sees it: its tiles shuffled when ``style_key_tiles`` > 0."""
+        return shuffle_tiles(x_aug, self.cfg.style_key_tiles) if self.cfg.style_key_tiles else x_aug
 
     def _update_domain_styles(self, styles: Tensor, domains: Tensor) -> None:
         styles = styles.float()
@@ -415,7 +426,7 @@ class TUNIT(Method):
         heads, heads_aug = self.guide.heads(x), self.guide.heads(x_aug)
         logits, style, logits_aug = heads["domain"], heads["style"], heads_aug["domain"]
         with torch.no_grad():
-            keys = self.key_encoder.encode_style(x_aug)
+            keys = self.key_encoder.encode_style(self.style_key_view(x_aug))
             key_logits, key_style = self.key_encoder(x)
         domains = _with_known_labels(logits.detach().argmax(1), labels)
         step: Step = {"x": x, "x_aug": x_aug, "logits": logits, "logits_aug": logits_aug, "style": style,
@@ -608,6 +619,9 @@ def check_config(cfg: TUNITConfig, image_size: int) -> None:
         raise ValueError("model.k, model.style_dim and model.queue_size must be >= 1")
     if cfg.over_k < 0:
         raise ValueError(f"model.over_k must be >= 0 (0: no over-clustering head), got {cfg.over_k}")
+    if cfg.style_key_tiles < 0 or (cfg.style_key_tiles and image_size % cfg.style_key_tiles):
+        raise ValueError(f"model.style_key_tiles must be 0 (off) or divide data.image_size={image_size} into equal "
+                         f"tiles, got {cfg.style_key_tiles}")
     if not 1 <= cfg.guide_stages <= len(VGG11_CONVS):
         raise ValueError(f"model.guide_stages must be within 1..{len(VGG11_CONVS)}, got {cfg.guide_stages}")
     if image_size < 2**cfg.guide_stages:
