@@ -30,7 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from common import RESULTS, cpu_name
+from common import RESULTS, cpu_name, write_report
 
 from unpaired.metrics.adaptation import (
     DEFAULT_VARIANTS,
@@ -149,8 +149,7 @@ def write_results(runs: dict[str, list[dict]], seeds: list[int], variants: list[
                "settings": first["settings"], "table": table,
                "runs": {task: [{k: r[k] for k in ("accuracy", "digit_fid", "seconds", "wall_seconds", "data")}
                                for r in reports] for task, reports in runs.items()}}
-    (out / "adaptation.json").write_text(json.dumps(payload, indent=2))
-    (out / "adaptation.md").write_text(markdown(payload, variants))
+    write_report(out, "adaptation", payload, markdown(payload, variants))
     write_examples(runs, records, out / "adaptation_examples.png")
 
 

@@ -71,7 +71,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, median_step_seconds, provenance, provenance_lines
+from common import RESULTS, median_step_seconds, provenance, provenance_lines, write_report
 
 OFFICIAL_CYCLEGAN_64PX_IMAGES_PER_SECOND = 1.35
 SPEED_TARGET = 1.5
@@ -496,8 +496,7 @@ def main(argv: list[str] | None = None) -> None:
             results["seconds"][name] = round(time.perf_counter() - started, 1)
             results[name]["measured"] = {**measured, "seconds": results["seconds"][name]}
             (args.out / "leaderboard.json").write_text(json.dumps(results, indent=2) + "\n")  # partial results
-    (args.out / "leaderboard.md").write_text(render(results))
-    print(render(results))
+    write_report(args.out, "leaderboard", results, render(results))
     print(f"wrote {args.out / 'leaderboard.json'} and {args.out / 'leaderboard.md'}")
 
 

@@ -81,6 +81,7 @@ from common import (
     provenance,
     report_header,
     resolve_output_folders,
+    write_report,
 )
 
 OFFICIAL_MUNIT_64PX_IMAGES_PER_SECOND = 3.7
@@ -499,9 +500,7 @@ def main() -> None:
     else:
         results["evaluated_again"]["seconds"] = round(time.perf_counter() - bench_started, 1)
     results["targets"] = targets(results)
-    (args.out / "munit.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "munit.md").write_text(render(results))
-    print(render(results))
+    write_report(args.out, "munit", results, render(results))
     print(f"wrote {args.out / 'munit.json'}, {args.out / 'munit.md'}, {args.out / 'munit_styles.png'}", flush=True)
 
 

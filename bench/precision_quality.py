@@ -12,7 +12,6 @@ Writes bench/results/precision_quality.json and .md, and a sample grid per preci
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, provenance, provenance_lines
+from common import RESULTS, provenance, provenance_lines, write_report
 
 
 def main() -> None:
@@ -85,9 +84,7 @@ def main() -> None:
         "judge_accuracy_on_real_test": {k: round(v, 4) for k, v in judge_accuracy.items()},
         "runs": runs,
     }
-    (RESULTS / "precision_quality.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "precision_quality.md").write_text(render(results))
-    print(render(results))
+    write_report(RESULTS, "precision_quality", results, render(results))
 
 
 def render(r: dict) -> str:

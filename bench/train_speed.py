@@ -19,7 +19,6 @@ in a temporary folder). Writes bench/results/train_speed.json and train_speed.md
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, median_step_seconds, provenance, provenance_lines
+from common import RESULTS, ROOT, median_step_seconds, provenance, provenance_lines, write_report
 
 OFFICIAL_64PX_IMAGES_PER_SECOND = 3.9
 OFFICIAL_256PX_PEAK_GB = 4.4
@@ -130,10 +129,7 @@ def main() -> None:
     results["peak_fraction_of_official_256px"] = {
         name: round(case["peak_rss_gb"] / OFFICIAL_256PX_PEAK_GB, 2)
         for name, case in cases.items() if name.startswith("street256_b1")}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train_speed.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "train_speed.md").write_text(render(results))
-    print(render(results))
+    write_report(RESULTS, "train_speed", results, render(results))
 
 
 def render(results: dict) -> str:
