@@ -385,19 +385,11 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        """Move the EMA copy towards the live weights. Floating-point buffers (batch-norm running statistics) are
-        averaged like the weights, integer ones (counters) copied: statistics copied from the live network belong
-        to its current weights, not to their average. In a TUNIT run whose guiding network moved fast, the EMA
-        copy with copied statistics put almost every image in one pseudo domain (clustering 0.36), where the same
-        weights with statistics re-estimated for them scored 0.92."""
         decay = self.cfg.train.ema_decay
         for ema_p, p in zip(self.ema.parameters(), self.method.nets["gen"].parameters(), strict=True):
             ema_p.lerp_(p, 1.0 - decay)
         for ema_b, b in zip(self.ema.buffers(), self.method.nets["gen"].buffers(), strict=True):
-            if ema_b.is_floating_point():
-                ema_b.lerp_(b, 1.0 - decay)
-            else:
-                ema_b.copy_(b)
+            ema_b.copy_(b)
 
     @contextlib.contextmanager
     def inference_weights(self) -> Iterator[Method]:
