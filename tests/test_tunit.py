@@ -398,6 +398,20 @@ def test_style_key_tiles_give_the_style_head_a_shuffled_positive_and_leave_the_d
     assert math.isfinite(trainer.train_step(trainer.batches[1])["loss/gen/style_e"])
 
 
+def test_the_ema_guide_keeps_batch_norm_statistics_of_its_own_weights(tmp_path):
+    data = make_collection(tmp_path / "data", TRUE_FOLDERS)
+    trainer = Trainer(tunit_config(data, "train.ema_decay=0.5"), tmp_path / "run")
+    trainer.train_step(trainer.batches[0])
+    ema, live = trainer.ema["guide"], trainer.method.guide
+    first_norm = "trunk.0.1.running_mean"
+    assert not torch.equal(ema.state_dict()[first_norm], live.state_dict()[first_norm])  # not copied from E
+    batch = {k: v.to(trainer.device) for k, v in trainer.batches[1].items()}
+    before = ema.state_dict()[first_norm].clone()
+    assert trainer.method.refresh_ema_statistics(trainer.ema, batch) and not ema.training
+    conv_of_ema = ema.trunk[0][0](batch["a"])  # the first norm's input under the EMA weights
+    torch.testing.assert_close(ema.state_dict()[first_norm], 0.9 * before + 0.1 * conv_of_ema.mean((0, 2, 3)))
+
+
 def test_resume_equals_uninterrupted_run(tmp_path):
     data = make_collection(tmp_path / "data", TRUE_FOLDERS)
     whole = _run(data, tmp_path / "whole")

@@ -104,6 +104,12 @@ class Method(nn.Module):
         ``lr_scale`` (multiplies ``optim.lr``) and ``weight_decay``. Default: one group of every parameter."""
         return [{"params": list(self.nets[group].parameters())}]
 
+    def refresh_ema_statistics(self, ema: nn.Module, batch: Batch) -> bool:
+        """Re-estimate the batch-norm running statistics of ``ema``, the EMA copy of ``nets['gen']``, for its own
+        weights from this step's ``batch`` (on the device); return whether it did. If not (the default), the
+        trainer copies the live network's buffers into the copy, which suits networks without batch norm."""
+        return False
+
     def after_step(self, step: int) -> None:
         """Called after every group of a training step has been updated (and the EMA copy), with the number of
         completed steps. State changed here must live in buffers, so that checkpoints keep it."""

@@ -408,6 +408,16 @@ class TUNIT(Method):
         """The augmented copy as the style head's key sees it: its tiles shuffled when ``style_key_tiles`` > 0."""
         return shuffle_tiles(x_aug, self.cfg.style_key_tiles) if self.cfg.style_key_tiles else x_aug
 
+    @torch.no_grad()
+    def refresh_ema_statistics(self, ema: nn.Module, batch: Batch) -> bool:
+        """E's batch norm in the EMA copy: its running statistics follow its own (averaged) weights on the
+        training batches, as the live E's follow the live weights (G has no batch norm)."""
+        guide = ema["guide"]
+        guide.train()
+        guide.trunk(batch["a"])
+        guide.eval()
+        return True
+
     def _update_domain_styles(self, styles: Tensor, domains: Tensor) -> None:
         styles = styles.float()
         for j in domains.unique().tolist():
