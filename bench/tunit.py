@@ -327,6 +327,7 @@ def main() -> None:
     from unpaired.config import build_config
     from unpaired.data import data_root
     from unpaired.inference import load
+    from unpaired.methods.tunit import TUNIT
     from unpaired.metrics.digits import accuracy, ensure_feature_net
     from unpaired.training.logging import read_metrics
     from unpaired.training.trainer import Trainer, resolve_precision
@@ -374,6 +375,7 @@ def main() -> None:
     last = read_metrics(result.run_dir)[-1]
     results["training"] = {
         "config": "tunit_digits", "overrides": overrides, "k": cfg.model.k, "warmup_steps": cfg.model.warmup_steps,
+        "mode": cfg.model.mode, "labels_read": TUNIT.label_fraction(cfg.model),
         "precision": "bf16" if bf16 else "fp32", "channels_last": bf16, "batch_size": cfg.train.batch_size,
         "steps": result.step, "max_steps": cfg.train.max_steps, "max_minutes": args.minutes or None,
         "stopped_by": result.stopped_by, "seconds": round(result.seconds, 1),
@@ -431,7 +433,15 @@ def _yes(met: bool) -> str:
 
 def render(r: dict) -> str:
     t, tr, c = r["targets"], r["training"], r["clustering"]
-    lines = report_header("TUNIT on a mixed, unlabelled pool of digits (CPU)", r)
+    mode = tr.get("mode", "unsupervised")  # records written before the mode was recorded were unsupervised
+    labels_read = {"unsupervised": "the names are never read by the training, which orders the collection by file "
+                                   "name",
+                   "semi": f"model.mode=semi: the training reads the names of the first {tr.get('labels_read')} "
+                           "of each sub-folder as labels",
+                   "supervised": "model.mode=supervised: the training reads every name as the image's label, an "
+                                 "upper bound for the unsupervised mode"}[mode]
+    title = "unlabelled" if mode == "unsupervised" else f"{mode}-labelled"
+    lines = report_header(f"TUNIT on a mixed, {title} pool of digits (CPU)", r)
     lines += [
         "## Targets", "", "| target | measured | goal | |", "|---|---|---|---|",
         f"| clustering accuracy (pseudo domain -> majority source) | {t['clustering_accuracy']['value']} | "
@@ -439,10 +449,12 @@ def render(r: dict) -> str:
         f"| class preserved, reference-guided, min over source pairs | "
         f"{t['class_preserved_reference_guided_min_over_pairs']['value']} | >= {KEPT_TARGET} | "
         f"{_yes(t['class_preserved_reference_guided_min_over_pairs']['met'])} |", "",
+        *([] if mode == "unsupervised" else [
+            f"> The targets are set for the unsupervised mode; this run reads labels (model.mode={mode}), so its "
+            "figures are a comparison for the unsupervised runs, not a claim on the targets.", ""]),
         "## Pool and training", "",
         f"{r['pool']['images']} training digits, {r['pool']['per_source']} from each of {', '.join(r['sources'])}, "
-        "32x32 gray, in one folder (one sub-folder per source; the names are never read by the training, which "
-        "orders the collection by file name).  ",
+        f"32x32 gray, in one folder (one sub-folder per source; {labels_read}).  ",
         f"Config `tunit_digits` + `{' '.join(tr['overrides'][1:])}`: K = {tr['k']}, batch {tr['batch_size']}, "
         f"{tr['precision']}{' + channels_last' if tr['channels_last'] else ''}; {tr['steps']} steps (stopped by "
         f"{tr['stopped_by']}; E alone for the first {tr['warmup_steps']}, so {tr['joint_steps']} joint steps) in "
