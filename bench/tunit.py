@@ -438,8 +438,8 @@ def render(r: dict) -> str:
                                    "name",
                    "semi": f"model.mode=semi: the training reads the names of the first {tr.get('labels_read')} "
                            "of each sub-folder as labels",
-                   "supervised": "model.mode=supervised: the training reads every name as the image's label, an "
-                                 "upper bound for the unsupervised mode"}[mode]
+                   "supervised": "model.mode=supervised: the training reads every name as the image's label: the "
+                                 "comparison with every domain known"}[mode]
     title = "unlabelled" if mode == "unsupervised" else f"{mode}-labelled"
     lines = report_header(f"TUNIT on a mixed, {title} pool of digits (CPU)", r)
     lines += [
