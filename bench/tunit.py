@@ -138,24 +138,33 @@ def make_pool(folder: Path, sources: list[str], per_source: int, seed: int) -> d
 
 
 # -- 4. clustering -----------------------------------------------------------------------------------------------
+def match_domains(assigned: torch.Tensor, truth: torch.Tensor, k: int,
+                  sources: list[str]) -> tuple[float, torch.Tensor, dict[str, Any]]:
+    """Pseudo domains against hidden source indices: the clustering accuracy (majority mapping), the K x sources
+    count table, and the maps the translation stage reads (each domain's source, each source's main domain)."""
+    from unpaired.clusters import majority_accuracy
+
+    accuracy, mapping = majority_accuracy(assigned, truth)
+    table = pair_counts(assigned, truth, (k, len(sources)))
+    maps = {"domain_to_source": {str(j): sources[c] for j, c in mapping.items()},
+            "main_domain_of_source": {name: int(table[:, s].argmax()) for s, name in enumerate(sources)}}
+    return accuracy, table, maps
+
+
 def clustering(translator: Any, pool: Path, hidden: dict[str, Any], sources: list[str], out: Path,
                work: Path) -> dict[str, Any]:
-    from unpaired.clusters import majority_accuracy, write_cluster_report
+    from unpaired.clusters import write_cluster_report
     from unpaired.data import CollectionSource
 
     collection = CollectionSource(pool, channels=1)  # no labels: the hidden sources come from `hidden`
     report = write_cluster_report(translator, collection, work / "clusters", per_domain=12)
     assigned = torch.tensor([report["assignments"][p] for p in collection.relative_paths])
     truth = torch.tensor([hidden[p][0] for p in collection.relative_paths])
-    accuracy, mapping = majority_accuracy(assigned, truth)
     k = report["k"]
-    table = pair_counts(assigned, truth, (k, len(sources)))
-    main_domain = {name: int(table[:, s].argmax()) for s, name in enumerate(sources)}
+    accuracy, table, maps = match_domains(assigned, truth, k, sources)
     shutil.copy(work / "clusters" / "domains.png", out / "tunit_digits_domains.png")
     shutil.copy(work / "clusters" / "styles_pca.png", out / "tunit_digits_styles.png")
-    return {"accuracy": round(accuracy, 4), "images": len(assigned), "k": k,
-            "domain_to_source": {str(j): sources[c] for j, c in mapping.items()},
-            "main_domain_of_source": main_domain,
+    return {"accuracy": round(accuracy, 4), "images": len(assigned), "k": k, **maps,
             "counts_domain_by_source": {str(j): dict(zip(sources, table[j].tolist(), strict=True))
                                         for j in range(k) if table[j].sum() > 0},
             "pca_explained_variance": report["pca_explained_variance"]}

@@ -18,21 +18,16 @@ import argparse
 from pathlib import Path
 
 import torch
-from common import RESULTS, pair_counts, provenance, provenance_lines, write_report
+from common import RESULTS, provenance, provenance_lines, write_report
 from munit import cached_judge
-from tunit import SOURCES, encode, evaluate_pair, load_source, style_digit_probe
+from tunit import SOURCES, encode, evaluate_pair, load_source, match_domains, style_digit_probe
 
 
 def score(translator: object, data: dict, judges: dict, n: int) -> dict:
     """bench/tunit.py's clustering (majority mapping, over test digits here) and translation figures."""
-    from unpaired.clusters import majority_accuracy
-
     assigned = torch.cat([encode(translator, data[name]["test"][0][:n], False)[0] for name in SOURCES])
     truth = torch.cat([torch.full((min(n, len(data[name]["test"][0])),), s) for s, name in enumerate(SOURCES)])
-    accuracy, mapping = majority_accuracy(assigned, truth)
-    table = pair_counts(assigned, truth, (translator.method.cfg.k, len(SOURCES)))
-    cluster = {"main_domain_of_source": {name: int(table[:, s].argmax()) for s, name in enumerate(SOURCES)},
-               "domain_to_source": {str(j): SOURCES[s] for j, s in mapping.items()}}
+    accuracy, table, cluster = match_domains(assigned, truth, translator.method.cfg.k, list(SOURCES))
     pairs = [evaluate_pair(translator, s, t, data, judges, None, cluster, n, False, 0)
              for s in SOURCES for t in SOURCES if s != t]
     return {"test_clustering_accuracy": round(accuracy, 4), "counts_domain_by_source": table.tolist(),
