@@ -443,12 +443,14 @@ def _yes(met: bool) -> str:
 def render(r: dict) -> str:
     t, tr, c = r["targets"], r["training"], r["clustering"]
     mode = tr.get("mode", "unsupervised")  # records written before the mode was recorded were unsupervised
-    labels_read = {"unsupervised": "the names are never read by the training, which orders the collection by file "
-                                   "name",
-                   "semi": f"model.mode=semi: the training reads the names of the first {tr.get('labels_read')} "
-                           "of each sub-folder as labels",
-                   "supervised": "model.mode=supervised: the training reads every name as the image's label: the "
-                                 "comparison with every domain known"}[mode]
+    if mode == "unsupervised":
+        labels_read = "the names are never read by the training, which orders the collection by file name"
+    elif mode == "semi":
+        labels_read = (f"model.mode=semi: the training reads the names of the first {tr['labels_read']:.0%} of each "
+                       "sub-folder as labels")
+    else:
+        labels_read = ("model.mode=supervised: the training reads every name as the image's label: the comparison "
+                       "with every domain known")
     title = "unlabelled" if mode == "unsupervised" else f"{mode}-labelled"
     lines = report_header(f"TUNIT on a mixed, {title} pool of digits (CPU)", r)
     lines += [
