@@ -51,8 +51,9 @@ budgets to check the script end to end; its figures mean nothing, so it writes t
 ``--resume`` is for a training longer than one sitting: the digits run (``WORK/STAMP/digits``) of a bench that
 was stopped (Ctrl-C, SIGTERM: the trainer saves a checkpoint first) continues from its last checkpoint with its
 own config.yaml (``--set`` may change train.* keys, e.g. ``train.precision=bf16`` on a machine where bf16 is
-fast), exactly as ``unpaired train --resume``. The speed stage runs again on this machine; the report gives the
-step the training resumed from, and the run's metrics.jsonl keeps the images/s of every stretch.
+fast), exactly as ``unpaired train --resume``; so it keeps the run's time cap unless ``--minutes`` sets one. The
+speed stage runs again on this machine; the report gives the step the training resumed from, and the run's
+metrics.jsonl keeps the images/s of every stretch.
 """
 
 from __future__ import annotations
@@ -104,9 +105,10 @@ UNIT_REFERENCE_64 = ["model.dim=32", "model.n_res=2", "model.dis_dim=64", "model
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the config's, 12000)")
-    parser.add_argument("--minutes", type=float, default=120.0,
+    parser.add_argument("--minutes", type=float, default=None,
                         help="training wall-time cap; 0: none (the config's 12000 steps took 91 min on 2 idle "
-                             "cores)")
+                             "cores). Default: 120 for a new run; with --resume the run's own config.yaml "
+                             "keeps its cap, as `unpaired train --resume` does")
     parser.add_argument("--eval", type=int, default=2000, help="test digits per direction")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--judge-steps", type=int, default=3000,
@@ -131,6 +133,8 @@ def parse_args() -> argparse.Namespace:
         args.steps, args.minutes, args.eval = 3, 0.0, min(args.eval, 64)
         args.judge_steps, args.feature_steps, args.handbags_steps = 10, 10, 2
         args.speed_steps, args.speed_warmup = 1, 1
+    if args.minutes is None and args.resume is None:
+        args.minutes = 120.0
     resolve_output_folders(parser, args, "munit")
     if args.resume is not None and args.evaluate is not None:
         parser.error("--resume trains on and --evaluate trains nothing: give one of them")
@@ -404,8 +408,9 @@ def train_digits(args: argparse.Namespace, bf16: bool, work: Path, results: dict
     from unpaired.training.logging import read_metrics
     from unpaired.training.trainer import Trainer, config_for_resume
 
+    # a resumed run keeps its own cap unless --minutes names one: a cap it never had would stop it short
     limits = [*([f"train.max_steps={args.steps}"] if args.steps else []),
-              f"train.max_minutes={args.minutes or 'null'}"]
+              *([f"train.max_minutes={args.minutes or 'null'}"] if args.minutes is not None else [])]
     if args.resume is None:
         overrides = ["data.source=mnist:usps", "train.precision=auto", f"train.channels_last={str(bf16).lower()}",
                      *QUIET, *limits, *args.overrides]
@@ -415,7 +420,7 @@ def train_digits(args: argparse.Namespace, bf16: bool, work: Path, results: dict
         trainer = Trainer(config_for_resume(args.resume, overrides), args.resume, resume=True)
     cfg, resumed_from = trainer.cfg, trainer.step
     print(f"training MUNIT on MNIST <-> USPS: up to {cfg.train.max_steps} steps"
-          + (f" or {args.minutes} minutes" if args.minutes else "")
+          + (f" or {cfg.train.max_minutes:g} minutes" if cfg.train.max_minutes else "")
           + (f", resumed at step {resumed_from}" if args.resume else ""), flush=True)
     result = trainer.fit()
     last = read_metrics(result.run_dir)[-1]
@@ -423,7 +428,7 @@ def train_digits(args: argparse.Namespace, bf16: bool, work: Path, results: dict
         "config": "munit_digits", "overrides": overrides, "resumed_from_step": resumed_from if args.resume else None,
         "precision": trainer.precision, "channels_last": bool(cfg.train.channels_last),
         "batch_size": cfg.train.batch_size, "image_size": cfg.data.image_size,
-        "steps": result.step, "max_steps": cfg.train.max_steps, "max_minutes": args.minutes or None,
+        "steps": result.step, "max_steps": cfg.train.max_steps, "max_minutes": cfg.train.max_minutes,
         "stopped_by": result.stopped_by, "seconds": round(result.seconds, 1),
         "images_per_second": round(result.images_per_second, 2),
         "final_losses": {k: round(v, 4) for k, v in last.items() if k.startswith(("loss/", "total/"))},

@@ -75,3 +75,31 @@ def test_resume_continues_a_stopped_digits_run_in_place(tmp_path):
     assert (trained["resumed_from_step"], trained["steps"], trained["precision"]) == (2, 3, "fp32")
     assert trained["run_dir"] == str(run) and checkpoint.parent.parent == run
     assert not (tmp_path / "unused").exists()  # the resumed run stays in its own folder
+
+
+def test_minutes_default_caps_a_new_run_and_leaves_a_resumed_run_its_own_cap(tmp_path, monkeypatch):
+    import argparse
+
+    from conftest import make_image_folders
+
+    from unpaired.config import build_config
+    from unpaired.training.trainer import Trainer
+
+    monkeypatch.setattr(sys, "argv", ["munit.py", "--out", str(tmp_path)])
+    assert munit.parse_args().minutes == 120.0
+    (tmp_path / "config.yaml").write_text("method: munit\n")
+    monkeypatch.setattr(sys, "argv", ["munit.py", "--out", str(tmp_path), "--resume", str(tmp_path)])
+    assert munit.parse_args().minutes is None  # not 120: that cap would stop a run started with --minutes 0
+
+    data = make_image_folders(tmp_path / "data", size=(32, 32))
+    run = tmp_path / "work" / "digits"
+    cfg = build_config("munit", ["munit_digits"], [f"data.source={data}", "train.batch_size=2", "train.max_steps=2",
+                                                   "train.max_minutes=30", *munit.QUIET])
+    Trainer(cfg, run).fit()
+    results: dict = {}
+    args = argparse.Namespace(resume=run, steps=3, minutes=None, overrides=[])
+    munit.train_digits(args, False, tmp_path / "unused", results)
+    assert (results["training"]["steps"], results["training"]["max_minutes"]) == (3, 30)
+    args = argparse.Namespace(resume=run, steps=4, minutes=0.0, overrides=[])  # 0: no cap
+    munit.train_digits(args, False, tmp_path / "unused", results)
+    assert (results["training"]["steps"], results["training"]["max_minutes"]) == (4, None)
