@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -55,9 +56,8 @@ def test_resume_needs_a_munit_run_folder_and_excludes_evaluate(tmp_path, monkeyp
         munit.parse_args()
 
 
-def test_resume_continues_a_stopped_digits_run_in_place(tmp_path):
-    import argparse
-
+def stopped_digits_run(tmp_path: Path, *overrides: str) -> Path:
+    """A munit_digits run on tiny image folders, stopped after 2 steps: what ``--resume`` continues."""
     from conftest import make_image_folders
 
     from unpaired.config import build_config
@@ -66,8 +66,13 @@ def test_resume_continues_a_stopped_digits_run_in_place(tmp_path):
     data = make_image_folders(tmp_path / "data", size=(32, 32))
     run = tmp_path / "work" / "digits"
     cfg = build_config("munit", ["munit_digits"], [f"data.source={data}", "train.batch_size=2",
-                                                   "train.max_steps=2", *munit.QUIET])
+                                                   "train.max_steps=2", *munit.QUIET, *overrides])
     Trainer(cfg, run).fit()
+    return run
+
+
+def test_resume_continues_a_stopped_digits_run_in_place(tmp_path):
+    run = stopped_digits_run(tmp_path)
     args = argparse.Namespace(resume=run, steps=3, minutes=0.0, overrides=["train.precision=fp32"])
     results: dict = {}
     checkpoint = munit.train_digits(args, False, tmp_path / "unused", results)
@@ -78,24 +83,13 @@ def test_resume_continues_a_stopped_digits_run_in_place(tmp_path):
 
 
 def test_minutes_default_caps_a_new_run_and_leaves_a_resumed_run_its_own_cap(tmp_path, monkeypatch):
-    import argparse
-
-    from conftest import make_image_folders
-
-    from unpaired.config import build_config
-    from unpaired.training.trainer import Trainer
-
     monkeypatch.setattr(sys, "argv", ["munit.py", "--out", str(tmp_path)])
     assert munit.parse_args().minutes == 120.0
     (tmp_path / "config.yaml").write_text("method: munit\n")
     monkeypatch.setattr(sys, "argv", ["munit.py", "--out", str(tmp_path), "--resume", str(tmp_path)])
     assert munit.parse_args().minutes is None  # not 120: that cap would stop a run started with --minutes 0
 
-    data = make_image_folders(tmp_path / "data", size=(32, 32))
-    run = tmp_path / "work" / "digits"
-    cfg = build_config("munit", ["munit_digits"], [f"data.source={data}", "train.batch_size=2", "train.max_steps=2",
-                                                   "train.max_minutes=30", *munit.QUIET])
-    Trainer(cfg, run).fit()
+    run = stopped_digits_run(tmp_path, "train.max_minutes=30")
     results: dict = {}
     args = argparse.Namespace(resume=run, steps=3, minutes=None, overrides=[])
     munit.train_digits(args, False, tmp_path / "unused", results)
