@@ -409,16 +409,21 @@ def test_visuals_rows():
 # -------------------- learning (shared tiny training run)
 
 
+def learning_run(root, seed: int, steps: int = 60):
+    """``steps`` steps on 4 + 4 tiny shape images, with the official optional cycle term on (cyc_x 10)."""
+    data = make_image_folders(root / "data", {"trainA": 4, "trainB": 4, "testA": 2, "testB": 2})
+    cfg = munit_config(data, f"train.seed={seed}", f"train.max_steps={steps}", "optim.lr=0.001",
+                       "loss_weights.cyc_x=10")
+    trainer = Trainer(cfg, root / "run")
+    untrained = copy.deepcopy(trainer.method).eval()
+    logs = [trainer.train_step(trainer.batches[t]) for t in range(steps)]
+    return trainer, untrained, logs
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """60 steps on 4 + 4 tiny shape images, with the official optional cycle term on (cyc_x 10)."""
-    root = tmp_path_factory.mktemp("munit_learn")
-    data = make_image_folders(root / "data", {"trainA": 4, "trainB": 4, "testA": 2, "testB": 2})
-    cfg = munit_config(data, "train.seed=1", "train.max_steps=60", "optim.lr=0.001", "loss_weights.cyc_x=10")
-    trainer = Trainer(cfg, root / "run")
+    trainer, untrained, logs = learning_run(tmp_path_factory.mktemp("munit_learn"), seed=1)
     images = fixed_batch({"a": trainer.domains.a, "b": trainer.domains.b}, 4, 16)
-    untrained = copy.deepcopy(trainer.method).eval()
-    logs = [trainer.train_step(trainer.batches[t]) for t in range(60)]
     return {"trainer": trainer, "logs": logs, "images": images, "untrained": untrained}
 
 
@@ -426,17 +431,32 @@ def _mean(logs, term, window):
     return sum(float(log[f"loss/gen/{term}/a"] + log[f"loss/gen/{term}/b"]) / 2 for log in window) / len(window)
 
 
+def _fall(logs, term):
+    """The term's mean over the last 10 steps as a fraction of its mean over the first 10."""
+    return _mean(logs, term, logs[-10:]) / _mean(logs, term, logs[:10])
+
+
 def test_a_few_steps_reduce_the_reconstruction_terms(trained):
+    """Why the bounds hold on any CPU: measured over seeds 1-4 on three kernel paths (Zen 4 with 1 and 2 threads,
+    Zen 4 capped at AVX2), recon_x fell to 0.36-0.46 of its start and cyc_x to 0.42-0.52, against bounds of 0.6
+    and 0.7."""
     logs = trained["logs"]
     assert all(torch.isfinite(v) for log in logs for v in log.values())
-    early, late = logs[:10], logs[-10:]
-    assert _mean(logs, "recon_x", late) < 0.6 * _mean(logs, "recon_x", early)
-    # recon_s starts above 1 (random encoder outputs) and falls; so short a run brings it to about the error of
-    # predicting 0 for every code, E|s| = sqrt(2/pi) = 0.80 for s ~ N(0, 1), not much lower: recovering the style
-    # itself takes longer (see test_style_reconstruction_error_falls_below_guessing)
-    assert _mean(logs, "recon_s", late) < 0.85 * _mean(logs, "recon_s", early)
-    assert _mean(logs, "cyc_x", late) < 0.7 * _mean(logs, "cyc_x", early)
+    assert _fall(logs, "recon_x") < 0.6
+    assert _fall(logs, "cyc_x") < 0.7
     assert trained["trainer"].step == 60
+
+
+def test_a_few_steps_reduce_the_style_reconstruction_on_average(trained, tmp_path):
+    """recon_s starts above 1 (random encoder outputs) and falls; so short a run brings it to about the error of
+    predicting 0 for every code, E|s| = sqrt(2/pi) = 0.80 for s ~ N(0, 1), not much lower (recovering the style
+    itself takes longer: test_style_reconstruction_error_falls_below_guessing). One seed's fall depends on the
+    CPU's kernels: seed 1 fell to 0.81-0.87 of its start across the CPU kinds and thread counts tried. The mean
+    over seeds 1-3 was 0.69-0.71 on every kernel path measured (the largest shift of one seed between paths was
+    0.07), so the bound 0.85 keeps a margin of twice that."""
+    falls = [_fall(trained["logs"], "recon_s")]
+    falls += [_fall(learning_run(tmp_path / f"seed{seed}", seed)[2], "recon_s") for seed in (2, 3)]
+    assert sum(falls) / len(falls) < 0.85, falls
 
 
 def test_reference_guided_translation_with_its_own_style_reproduces_the_image(trained):
