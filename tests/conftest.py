@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,35 @@ def need_data(*relative: str) -> Path:
         pytest.skip(f"real data not found: {', '.join(str(root / m) for m in missing)} "
                     "(set UNPAIRED_DATA to the folder holding them)")
     return root
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    """``tmpfs("size=3m")`` -> a folder with a fresh tmpfs of these mount options mounted on it (e.g. "ro,size=1m"
+    for a read-only file system, "size=64k" for a small disk that fills up), unmounted at teardown. Skips the test
+    where mounting is not possible (not root, no privileges)."""
+    mounted: list[Path] = []
+
+    def mount(options: str) -> Path:
+        where = tmp_path / f"tmpfs{len(mounted)}"
+        where.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True,
+                              text=True) if shutil.which("mount") else None
+        if done is None or done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() if done else 'no mount command'}); "
+                        "this test needs root")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        if subprocess.run(["umount", str(where)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(where)], check=True)  # busy: detach it now, freed when released
+
+
+def remount(where: Path, options: str) -> None:
+    """Change the options of a tmpfs mounted by the ``tmpfs`` fixture (e.g. a larger size: space freed)."""
+    subprocess.run(["mount", "-o", f"remount,{options}", str(where)], check=True)
 
 
 # -------------------- tiny runs shared by the method, training and CLI tests

@@ -237,10 +237,19 @@ def test_cli_runs_the_protocol_and_reuses_a_finished_translator(tmp_path, monkey
     code, stdout, err = run_cli(*args)
     assert code == 0, err
     assert "| source_only |" in stdout and "| UNIT paper | 0.9597 |" in stdout
+    # every stage says that it starts, and its size; the long ones show a bar with a total
+    for shown in ("adaptation mnist->usps: 36 labelled source digits (+4 for validation), 30 unlabelled target "
+                  "digits, 30 target test digits", "classifier source_only: 100%", "| 4/4 [",
+                  f"translator: training unit for up to 2 steps in {out / 'translator'}",
+                  "translate source train: 100%", "translate source test: 100%",
+                  "classifiers: 1 to train, 4 steps each (translated)", "classifier translated (1/1): 100%"):
+        assert shown in err, shown
     checkpoint = (out / "translator" / "translator_done.json").read_text()
     code, _, err = run_cli(*args)  # again: the finished translator is reused, not trained further
     assert code == 0, err
     assert (out / "translator" / "translator_done.json").read_text() == checkpoint
+    assert f"translator: reusing the finished unit in {out / 'translator'}" in err
+    assert f"classifier source_only: reusing {out / 'source_classifier.pt'}" in err
 
 
 def test_cli_names_a_bad_domain_and_a_bad_variant(tmp_path, monkeypatch):

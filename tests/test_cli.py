@@ -19,7 +19,7 @@ import click
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, shape_image
+from conftest import TINY, remount, shape_image
 from PIL import Image
 
 import unpaired
@@ -392,11 +392,76 @@ def test_resume_errors(trained, tmp_path):
     shutil.copytree(trained["run"], run)
     assert_error(run_cli("train", "--resume", run, *sets("train.precision=fp8")), "train.precision")
     assert_error(run_cli("train", "--resume", run, *sets("train.max_stepz=9")), "train.max_stepz")
-    assert_error(run_cli("train", "--resume", run, "--config", "unit_digits"), "--resume", "--set")
+    line = assert_error(run_cli("train", "--resume", run, "--config", "unit_digits"), run, "--resume", "--set")
+    assert line.startswith("error: --config: ")
     assert_error(run_cli("train", "--resume", tmp_path), tmp_path, "config.yaml")
     assert_error(run_cli("train", "--resume", run, *sets("model.dim=16", "train.max_steps=9")),
                  "does not fit this configuration")
+    # the first command with --resume added: what it repeats must be the run's own
+    assert assert_error(run_cli("train", "--method", "cyclegan", "--resume", run)) == (
+        f"error: --method cyclegan: the run {run} was trained with unit; --resume continues that run")
+    other = tmp_path / "other_data"
+    assert assert_error(run_cli("train", "--data", other, "--resume", run)) == (
+        f"error: --data {other}: the run {run} was trained on {trained['data']}; --resume continues that run")
     assert load_checkpoint(run)["step"] == 3  # nothing was written by the failed attempts
+    code, out, err = run_cli("train", "--method", "unit", "--data", trained["data"], "--resume", run,
+                             *sets("train.max_steps=4"))
+    assert code == 0, err
+    assert "stopped at step 4" in out
+
+
+# -------------------- where the run goes: a file, a read-only or a full file system
+
+
+def test_out_is_a_file(data, tmp_path):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    assert_error(run_cli(*train_args(data, taken, "train.max_steps=1")), taken, "is a file, not a folder", "--out")
+    assert taken.read_text() == "mine"
+
+
+def test_out_on_a_read_only_file_system(data, tmpfs):
+    read_only = tmpfs("ro,size=1m")
+    for out in (read_only / "run", read_only):  # a new folder there, or the empty mount point itself
+        assert_error(run_cli(*train_args(data, out, "train.max_steps=1")), out, "Read-only file system", "--out")
+    assert list(read_only.iterdir()) == []
+
+
+def test_disk_full_while_writing_a_checkpoint(data, tmpfs):
+    disk = tmpfs("size=3m")  # room for one checkpoint of the tiny UNIT (2.2 MB), not for two
+    run = disk / "run"
+    assert assert_error(run_cli(*train_args(data, run, "train.max_steps=2", "train.checkpoint_every=1"))) == (
+        f"error: {run / 'checkpoints'}: no space left on device while writing step_00000002.pt; the last "
+        "checkpoint step_00000001.pt is intact")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_00000001.pt"]
+    assert load_checkpoint(run)["step"] == 1
+    remount(disk, "size=8m")  # space freed: the run goes on from there
+    code, out, err = run_cli("train", "--resume", run)
+    assert code == 0, err
+    assert "stopped at step 2" in out and load_checkpoint(run)["step"] == 2
+
+
+def test_disk_full_at_the_first_checkpoint_leaves_no_run(data, tmpfs):
+    disk = tmpfs("size=1m")  # room for config.yaml and the first sample grid, not for a checkpoint
+    run = disk / "run"
+    args = train_args(data, run, "train.max_steps=1")
+    assert assert_error(run_cli(*args)) == (
+        f"error: {run / 'checkpoints'}: no space left on device while writing step_00000001.pt; there is no "
+        f"earlier checkpoint, so the run's files in {run} were removed")
+    assert list(disk.iterdir()) == []
+    remount(disk, "size=8m")
+    code, _, err = run_cli(*args)  # the same command, once there is room: nothing is in its way
+    assert code == 0, err
+
+
+def test_files_left_out_of_a_domain_are_named(data, tmp_path):
+    (data / "trainA" / "notes.txt").write_text("mine")
+    (data / "trainA" / "broken.png").symlink_to(tmp_path / "gone.png")
+    code, _, err = run_cli(*train_args(data, tmp_path / "run", "train.max_steps=1"))
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+        f"warning: {data / 'trainA'}: left out 2 files: broken.png (dangling link), notes.txt (not an image type)"]
+    assert f"A = {data / 'trainA'} (6 images)" in err
 
 
 def test_not_a_checkpoint(trained, tmp_path):

@@ -28,6 +28,7 @@ from unpaired.data import (
     DIGIT_SETS,
     RESOURCES,
     DataError,
+    DataWarning,
     DomainPair,
     FolderSource,
     ImageSource,
@@ -170,7 +171,8 @@ def test_folder_scan_sorted_filters_and_reports_ignored(tmp_path):
     save_image(d / ".hidden.png")
     (d / "notes.txt").write_text("hello")
     save_image(d / "sub" / "deeper.png")
-    src = FolderSource(d)
+    with pytest.warns(DataWarning, match=r"left out 1 file: notes\.txt \(not an image type\)$"):
+        src = FolderSource(d)
     assert [src.file_name(i) for i in range(len(src))] == ["a.jpg", "b.png", "c.JPEG", "d.bmp", "e.webp"]
     assert src.ignored == ["notes.txt"]
     assert src.skipped == []
@@ -178,6 +180,19 @@ def test_folder_scan_sorted_filters_and_reports_ignored(tmp_path):
     x = src[1]
     assert x.dtype == torch.uint8 and x.shape == (3, 8, 12) and x.is_contiguous()
     assert x[:, 0, 0].tolist() == [200, 30, 60]
+
+
+def test_folder_names_the_files_it_leaves_out(tmp_path):
+    d = tmp_path / "dom"
+    save_image(d / "a.png")
+    for name in ("b.txt", "c.txt", "d.txt", "e.txt"):
+        (d / name).write_text("x")
+    (d / "broken.png").symlink_to(d / "gone.png")
+    with pytest.warns(DataWarning) as caught:
+        src = FolderSource(d)
+    assert len(src) == 1 and src.ignored == ["b.txt", "broken.png", "c.txt", "d.txt", "e.txt"]
+    assert [str(w.message) for w in caught] == [f"{d}: left out 5 files: b.txt (not an image type), broken.png "
+                                                "(dangling link), c.txt (not an image type) and 2 more"]
 
 
 def test_missing_folder(tmp_path):

@@ -53,3 +53,12 @@ def test_class_preservation_scores_the_translation():
     assert kept == accuracy(judge, test_images, test_labels) > 0.95
     mirrored = class_preservation(lambda x: x.flip(-1), test_images, test_labels, judge)  # bar k -> bar 3-k
     assert mirrored < 0.2
+
+
+def test_judge_training_shows_a_progress_bar_unless_asked_not_to(capsys):
+    images, labels = bars(16)
+    train_classifier(images, labels, steps=3, batch_size=4, desc="digit judge usps")
+    err = capsys.readouterr().err
+    assert "digit judge usps" in err and "3/3" in err
+    train_classifier(images, labels, steps=3, batch_size=4, progress=False)
+    assert capsys.readouterr().err == ""

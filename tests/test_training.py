@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-import io
 import os
 import shutil
 import signal
@@ -19,7 +17,6 @@ from conftest import TINY, assert_identical, make_image_folders, tiny_config
 from omegaconf import OmegaConf
 from PIL import Image
 
-import unpaired.training.checkpoint as checkpoint_module
 import unpaired.training.trainer as trainer_module
 from unpaired.data import DataError, FolderSource, TensorSource
 from unpaired.methods.unit import UNIT
@@ -197,32 +194,36 @@ def small_state(value: float = 1.0) -> dict:
     return {"method": "unit", "step": 1, "nets": {"w": torch.full((3, 3), value)}, "config": {"method": "unit"}}
 
 
-def test_checkpoint_write_is_atomic_on_a_full_disk(tmp_path, monkeypatch):
-    folder = tmp_path / "checkpoints"
-    first = write_run_checkpoint(folder, 1, small_state(1.0), keep=3)
-    real_save = torch.save
+def sized_state(value: float, kib: int) -> dict:
+    """``small_state`` with ``kib`` KiB of weights."""
+    return small_state(value) | {"nets": {"w": torch.full((kib * 256,), value)}}
 
-    def disk_full(obj, f, *args, **kwargs):
-        buffer = io.BytesIO()
-        real_save(obj, buffer)
-        data = buffer.getvalue()
-        f.write(data[: len(data) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint_module.torch, "save", disk_full)
-    target = folder / "step_00000002.pt"
+def test_checkpoint_write_on_a_full_disk_keeps_the_last_one(tmpfs):
+    folder = tmpfs("size=1m") / "checkpoints"  # a real disk with room for one 300 KiB checkpoint, not 300 + 800
+    first = write_run_checkpoint(folder, 1, sized_state(1.0, 300), keep=3)
     with pytest.raises(CheckpointError) as info:
-        write_run_checkpoint(folder, 2, small_state(2.0), keep=3)
-    assert str(target) in str(info.value) and "No space left on device" in str(info.value)
+        write_run_checkpoint(folder, 2, sized_state(2.0, 800), keep=3)
+    assert str(info.value) == (f"{folder}: no space left on device while writing step_00000002.pt; "
+                               "the last checkpoint step_00000001.pt is intact")
     # overwriting an existing checkpoint in place fails the same way and leaves it whole
-    with pytest.raises(CheckpointError, match="No space left on device"):
-        save_checkpoint(first, small_state(3.0))
-    monkeypatch.undo()
-
+    with pytest.raises(CheckpointError, match=f"{first}: could not write checkpoint \\(no space left on device\\)"):
+        save_checkpoint(first, sized_state(3.0, 800))
     assert sorted(p.name for p in folder.iterdir()) == ["latest", "step_00000001.pt"]  # no temp files
     assert latest_checkpoint(folder) == first
     state = load_checkpoint(folder)
-    assert state["path"] == str(first) and torch.equal(state["nets"]["w"], torch.full((3, 3), 1.0))
+    assert state["path"] == str(first) and torch.equal(state["nets"]["w"], torch.full((300 * 256,), 1.0))
+
+
+@pytest.mark.parametrize(("options", "problem"), [("size=256k", "no space left on device"),
+                                                   ("ro,size=256k", "read-only file system")])
+def test_first_checkpoint_that_cannot_be_written_leaves_nothing(tmpfs, options, problem):
+    disk = tmpfs(options)
+    folder = disk / "checkpoints"
+    with pytest.raises(CheckpointError) as info:
+        write_run_checkpoint(folder, 1, sized_state(1.0, 300), keep=3)
+    assert str(info.value) == f"{folder}: {problem} while writing step_00000001.pt; there is no earlier checkpoint"
+    assert [p for p in disk.rglob("*") if not p.is_dir()] == []
 
 
 def test_checkpoint_rotation_and_latest(tmp_path):

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -64,24 +67,32 @@ def cli() -> None:
                    "Repeatable; applied after the config files.")
 @click.option("--resume", "resume", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Continue the run in this folder from its latest checkpoint (optimisers, schedule, step "
-                   "and random state included). --set may change e.g. train.max_steps.")
+                   "and random state included). --set may change e.g. train.max_steps; --method and --data may "
+                   "be given if they are the run's own.")
 def train(method: str | None, data: str | None, out: Path | None, configs: tuple[str, ...],
           overrides: tuple[str, ...], resume: Path | None) -> None:
     """Train a translation method; shows progress, writes sample grids and checkpoints."""
     from unpaired.training.trainer import Trainer, config_for_resume
 
-    sets = list(overrides) + ([f"data.source={data}"] if data else [])
     if resume is not None:
-        if configs or method:
-            raise ConfigError("--resume takes the run's own config.yaml; use --set to change keys")
+        if configs:
+            raise ConfigError(f"--config: --resume {resume} continues that run with its own config.yaml; drop "
+                              "--config (use --set KEY=VALUE to change keys)")
         if out is not None and out.resolve() != resume.resolve():
             raise ConfigError("--out and --resume name different folders; --resume continues in place")
-        cfg = config_for_resume(resume, sets)
+        cfg = config_for_resume(resume, list(overrides))
+        # the user's first command with --resume added is fine: what it repeats must match the run
+        if method and method != cfg.method:
+            raise ConfigError(f"--method {method}: the run {resume} was trained with {cfg.method}; "
+                              "--resume continues that run")
+        if data and not _same_data(data, cfg.data.source):
+            raise ConfigError(f"--data {data}: the run {resume} was trained on {cfg.data.source}; "
+                              "--resume continues that run")
         run_dir = resume
     else:
         if out is None:
             raise ConfigError("--out RUN_DIR is required (the folder the run writes to)")
-        cfg = build_config(method, list(configs), sets)
+        cfg = build_config(method, list(configs), list(overrides) + ([f"data.source={data}"] if data else []))
         if not cfg.data.source:
             raise ConfigError("no training data: pass --data DIR_OR_SETS (or set data.source in a config)")
         run_dir = out
@@ -103,6 +114,11 @@ def train(method: str | None, data: str | None, out: Path | None, configs: tuple
     click.echo(f"checkpoint: {result.checkpoint}")
     if result.grid:
         click.echo(f"samples:    {result.grid}")
+
+
+def _same_data(given: str, stored: str) -> bool:
+    """Whether two --data specs name the same data: equal, or paths of the same existing file or folder."""
+    return given == stored or (Path(given).exists() and Path(given).resolve() == Path(stored).resolve())
 
 
 @cli.command()
@@ -467,25 +483,43 @@ def clusters(run: Path, data: str | None, out: Path | None, per_domain: int, lim
     click.echo(f"wrote {out / 'domains.png'}, {out / 'styles_pca.png'}, {out / 'clusters.json'}")
 
 
+def _one_line_data_warnings(show: Callable) -> Callable:
+    """``warnings.showwarning`` that prints data problems the run works around (files left out) as one
+    ``warning:`` line, and every other warning as ``show`` does."""
+
+    def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                     file: TextIO | None = None, line: str | None = None) -> None:
+        from unpaired.data import DataWarning
+
+        if issubclass(category, DataWarning):
+            click.echo(f"warning: {message}", file=file, err=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return show_warning
+
+
 def main() -> None:
     """Entry point: runs the CLI, turning known errors into one-line messages and exit codes."""
-    try:
-        cli(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted; the last checkpoint is kept (resume with --resume RUN_DIR)", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except _known_errors() as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(EXIT_ERROR)
-    except ValueError as err:  # invalid option values found while building networks
-        click.echo(f"error: {err}", err=True)
-        sys.exit(EXIT_ERROR)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_data_warnings(warnings.showwarning)
+        try:
+            cli(standalone_mode=False)
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted; the last checkpoint is kept (resume with --resume RUN_DIR)", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except _known_errors() as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(EXIT_ERROR)
+        except ValueError as err:  # invalid option values found while building networks
+            click.echo(f"error: {err}", err=True)
+            sys.exit(EXIT_ERROR)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from .digits import (
     read_idx,
 )
 from .download import RESOURCES, Resource, download, md5sum
-from .errors import DataError
+from .errors import DataError, DataWarning
 from .paired import PairedFolderSource, open_pairs
 from .resolve import DomainPair, open_collection, open_domains
 from .sources import (
@@ -42,6 +42,7 @@ __all__ = [
     "RESOURCES",
     "CollectionSource",
     "DataError",
+    "DataWarning",
     "DomainPair",
     "FolderSource",
     "ImageSource",

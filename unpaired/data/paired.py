@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import DataError
+from .errors import DataError, DataWarning
 from .sources import (
     IMAGE_EXTENSIONS,
     FolderSource,
@@ -173,7 +173,7 @@ class PairedFolderSource(FolderSource):
             else:
                 self._problems[str(path)] = problem
                 self.skipped.append(str(path))
-                warnings.warn(f"{path}: {problem}; skipping it", RuntimeWarning, stacklevel=2)
+                warnings.warn(f"{path}: {problem}; skipping it", DataWarning, stacklevel=2)
         if not self.paths:
             raise DataError(f"{self.folder}: none of its {len(files)} selected image(s) is an aligned pair "
                             f"(first: {self.skipped[0]}: {self._problems[self.skipped[0]]})")

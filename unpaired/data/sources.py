@@ -9,7 +9,6 @@ cropping and flipping are done by the caller.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import warnings
@@ -22,7 +21,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .errors import DataError
+from .errors import DataError, DataWarning
 
 __all__ = [
     "DATA_ENV",
@@ -34,7 +33,6 @@ __all__ = [
     "list_images",
 ]
 
-log = logging.getLogger(__name__)
 
 DATA_ENV = "UNPAIRED_DATA"
 """Environment variable naming the folder where named data sets (mnist/, usps/, svhn/...) live."""
@@ -129,7 +127,8 @@ class TensorSource(ImageSource):
 
 
 def list_images(folder: Path) -> tuple[list[Path], list[str]]:
-    """Image files directly inside ``folder`` sorted by name, and the names of other files that were ignored.
+    """Image files directly inside ``folder`` sorted by name, and the names of other files that were ignored
+    (dangling links among them).
 
     Not recursive, so that a data set folder can hold sub-folders (for example outputs) without them leaking
     into the domain. Hidden files (``.DS_Store``, ``._x.jpg`` from macOS) are skipped silently.
@@ -140,7 +139,7 @@ def list_images(folder: Path) -> tuple[list[Path], list[str]]:
     if not folder.is_dir():
         raise DataError(f"{folder}: is a file, not a folder; give the folder that holds the images")
     images: list[Path] = []
-    ignored: list[str] = []
+    ignored: list[Path] = []
     try:
         entries = sorted(folder.iterdir(), key=lambda p: p.name)
     except OSError as e:
@@ -148,13 +147,20 @@ def list_images(folder: Path) -> tuple[list[Path], list[str]]:
     for p in entries:
         if p.name.startswith("."):
             continue
-        if not p.is_file():
-            continue
-        if p.suffix.lower() in IMAGE_EXTENSIONS:
-            images.append(p)
-        else:
-            ignored.append(p.name)
-    return images, ignored
+        if p.is_file():
+            (images if p.suffix.lower() in IMAGE_EXTENSIONS else ignored).append(p)
+        elif p.is_symlink() and not p.exists():  # a link to nothing, whatever its name
+            ignored.append(p)
+    return images, [p.name for p in ignored]
+
+
+def left_out(folder: Path, names: list[str], shown: int = 3) -> str:
+    """One line naming the files of ``folder`` that ``list_images`` left out and why: the first ``shown``, then
+    how many more."""
+    listed = ", ".join(f"{name} ({'not an image type' if (folder / name).exists() else 'dangling link'})"
+                       for name in names[:shown])
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{folder}: left out {len(names)} file{'s' * (len(names) != 1)}: {listed}{more}"
 
 
 def _reason(e: BaseException) -> str:
@@ -258,13 +264,6 @@ class FolderSource(ImageSource):
         self._bad: set[int] = set()  # indices into self.paths found corrupt in __getitem__ (skip policy)
 
         candidates, self.ignored = list_images(self.folder)
-        if self.ignored:
-            log.info(
-                "%s: ignored %d file(s) that are not images, e.g. %s",
-                self.folder,
-                len(self.ignored),
-                ", ".join(self.ignored[:3]),
-            )
         if not candidates:
             found = ""
             if self.ignored:
@@ -274,6 +273,8 @@ class FolderSource(ImageSource):
                 f"({' '.join(IMAGE_EXTENSIONS)}){found}; put the domain's images directly in this folder "
                 "(sub-folders are not searched)"
             )
+        if self.ignored:
+            warnings.warn(left_out(self.folder, self.ignored), DataWarning, stacklevel=2)
 
         self.paths: list[Path] = []
         for p in candidates:
@@ -311,9 +312,7 @@ class FolderSource(ImageSource):
         if key not in self._problems:
             self._problems[key] = reason
             self.skipped.append(key)
-            warnings.warn(
-                f"{path}: cannot decode image ({reason}); skipping it", RuntimeWarning, stacklevel=3
-            )
+            warnings.warn(f"{path}: cannot decode image ({reason}); skipping it", DataWarning, stacklevel=3)
 
     def _decode(self, path: Path, resize: bool = True) -> np.ndarray:
         """Fully decode ``path``; raises whatever PIL raises for corrupt or truncated data."""

@@ -56,8 +56,9 @@ import copy
 import json
 import math
 import platform
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,6 +67,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from .digits import DigitClassifier, accuracy, class_probabilities, digit_fid, ensure_feature_net, to_unit_range
 
@@ -204,13 +206,14 @@ def recalibrate_batch_norm(model: nn.Module, images: Tensor, batch_size: int = 5
 
 def train_digit_classifier(images: Tensor, labels: Tensor, settings: AdaptationSettings, seed: int,
                            unlabelled: Tensor | None = None, device: torch.device | str = "cpu",
-                           bf16: bool = False, progress: Callable[[int], None] | None = None) -> ClassifierRun:
+                           bf16: bool = False, progress: bool = True, desc: str = "digit classifier") -> ClassifierRun:
     """A ``DigitClassifier`` trained on labelled ``images`` with augmentation; with ``unlabelled`` images (of the
     domain it will be tested on) a mean teacher is trained alongside, and the teacher is returned with its
     batch-norm statistics re-estimated on ``unlabelled`` (self-ensembling + AdaBN).
 
     Only images and labels of the labelled set and the *images* of the unlabelled set come in: there is no
-    way for unlabelled-set labels to reach this function. Deterministic for a given seed on CPU."""
+    way for unlabelled-set labels to reach this function. Deterministic for a given seed on CPU. Shows a progress
+    bar named ``desc`` on stderr unless ``progress`` is False."""
     gen = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     device = torch.device(device)
@@ -227,7 +230,8 @@ def train_digit_classifier(images: Tensor, labels: Tensor, settings: AdaptationS
         pairs = zip(_batches(images.shape[0], settings.batch_size, settings.classifier_steps, gen),
                     _batches(unlabelled.shape[0] if unlabelled is not None else 1, settings.batch_size,
                              settings.classifier_steps, gen), strict=True)
-        for step, (index, target_index) in enumerate(pairs, 1):
+        bar = tqdm(pairs, total=settings.classifier_steps, desc=desc, unit="step", disable=not progress)
+        for step, (index, target_index) in enumerate(bar, 1):
             student.train()
             x = random_affine(to_unit_range(images[index]), gen).to(device, memory_format=torch.channels_last)
             with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
@@ -258,8 +262,6 @@ def train_digit_classifier(images: Tensor, labels: Tensor, settings: AdaptationS
             if step % 50 == 0:
                 trace.append(round(running / 50, 6))
                 running = 0.0
-            if progress is not None:
-                progress(1)
         model = teacher if teacher is not None else student
         if unlabelled is not None:
             recalibrate_batch_norm(model, unlabelled)
@@ -317,11 +319,12 @@ def wants_semantic_classifier(cfg: Any) -> bool:
     return float(cfg.get("loss_weights", {}).get("semantic", 0.0)) > 0
 
 
-def _translator_config(settings: AdaptationSettings, classes: int) -> Any:
+def _translator_config(settings: AdaptationSettings, classes: int, progress: bool = True) -> Any:
     from unpaired.config import build_config
 
     sets = [f"data.source={settings.source}:{settings.target}", f"data.image_size={settings.image_size}",
-            f"train.seed={settings.seed}", f"train.precision={settings.precision}", "train.progress=true"]
+            f"train.seed={settings.seed}", f"train.precision={settings.precision}",
+            f"train.progress={str(progress).lower()}"]
     if settings.translator_steps:
         sets.append(f"train.max_steps={settings.translator_steps}")
     if settings.translator_minutes:
@@ -338,7 +341,7 @@ def _translator_config(settings: AdaptationSettings, classes: int) -> Any:
     return cfg
 
 
-def train_translator(settings: AdaptationSettings, cfg: Any, run_dir: Path) -> Any:
+def train_translator(settings: AdaptationSettings, cfg: Any, run_dir: Path, progress: bool = True) -> Any:
     """Train (or, when ``run_dir`` holds an unfinished run of the same settings, resume) the translator of config
     ``cfg`` on the unlabelled training images of both domains; returns the Translator."""
     from unpaired.inference import load
@@ -346,8 +349,12 @@ def train_translator(settings: AdaptationSettings, cfg: Any, run_dir: Path) -> A
 
     done = run_dir / "translator_done.json"
     if done.is_file():  # a finished translator (e.g. of a run killed later, while training classifiers)
+        _stage(progress, f"translator: reusing the finished {cfg.method} in {run_dir}")
         return load(run_dir, device=json.loads(done.read_text())["device"])
     resume = (run_dir / "config.yaml").is_file()  # killed while training: continue exactly where it stopped
+    budget = f", {cfg.train.max_minutes:g} min at most" if cfg.train.max_minutes else ""
+    _stage(progress, f"translator: {'continuing' if resume else 'training'} {cfg.method} for up to "
+                     f"{cfg.train.max_steps} steps{budget} in {run_dir}")
     trainer = Trainer(cfg, run_dir, resume=resume)
     if settings.limit is not None:  # quick checks: train on the same first images the classifiers use
         from unpaired.data import TensorSource
@@ -378,12 +385,12 @@ def head_accuracy(translator: Any, images: Tensor, labels: Tensor, domain: str, 
 
 @torch.no_grad()
 def translate_all(translator: Any, images: Tensor, direction: str, batch_size: int = 512,
-                  bf16: bool = False) -> Tensor:
+                  bf16: bool = False, progress: bool = False, desc: str = "translate") -> Tensor:
     """uint8 digits -> their translations, as uint8 (what saved images would hold); ``bf16``: under bf16
-    autocast (as the translator trained)."""
+    autocast (as the translator trained); ``progress``: a progress bar named ``desc`` on stderr."""
     out = []
     device_type = translator.device.type
-    for i in range(0, images.shape[0], batch_size):
+    for i in tqdm(range(0, images.shape[0], batch_size), desc=desc, unit="batch", disable=not progress):
         with torch.autocast(device_type, torch.bfloat16, enabled=bf16):
             y = translator.translate(to_unit_range(images[i:i + batch_size]), direction).float().cpu()
         out.append(y.add(1).mul(127.5).round_().clamp_(0, 255).to(torch.uint8))
@@ -405,7 +412,7 @@ SOURCE_CLASSIFIER_FILE = "source_classifier.pt"
 
 
 def source_classifier(domains: DigitDomains, settings: AdaptationSettings, out: Path, device: torch.device,
-                      bf16: bool) -> tuple[ClassifierRun, Path]:
+                      bf16: bool, progress: bool = True) -> tuple[ClassifierRun, Path]:
     """The ``source_only`` classifier (source digits and labels only), trained once per run folder and kept in
     ``out``/source_classifier.pt: it is both the no-adaptation row and the frozen judge of a translator's
     semantic-consistency term. A killed run reuses the file."""
@@ -413,9 +420,11 @@ def source_classifier(domains: DigitDomains, settings: AdaptationSettings, out: 
 
     path = out / SOURCE_CLASSIFIER_FILE
     if path.is_file():
+        _stage(progress, f"classifier source_only: reusing {path}")
         model = load_digit_network(path, "digit_classifier", device)
         return ClassifierRun(model, list(model.info["trace"]), model.info["seconds"]), path
-    run = train_digit_classifier(*domains.source_fit, settings, settings.seed, device=device, bf16=bf16)
+    run = train_digit_classifier(*domains.source_fit, settings, settings.seed, device=device, bf16=bf16,
+                                 progress=progress, desc="classifier source_only")
     save_digit_network(run.model, path, "digit_classifier", trace=run.trace, seconds=run.seconds,
                        source=settings.source, seed=settings.seed)
     return run, path
@@ -448,11 +457,16 @@ def claim_run_folder(out: Path, settings: AdaptationSettings) -> None:
     atomic_write(path, lambda handle: handle.write(text))
 
 
+def _stage(progress: bool, text: str) -> None:
+    """A line on stderr saying which stage starts and its size (beside the stages' progress bars)."""
+    if progress:
+        tqdm.write(text, file=sys.stderr)
+
+
 def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = None,
                    device: str = "auto", progress: bool = True) -> dict[str, Any]:
-    """One full adaptation run into ``out`` (translator/, report.json, report.md, examples.png)."""
-    from tqdm import tqdm
-
+    """One full adaptation run into ``out`` (translator/, report.json, report.md, examples.png); with
+    ``progress``, each stage says on stderr that it starts and shows a progress bar."""
     from unpaired.data import data_root
     from unpaired.training.trainer import resolve_device, resolve_precision
 
@@ -464,18 +478,22 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
     claim_run_folder(out, settings)
     torch_device = resolve_device(device)
     bf16 = resolve_precision(settings.precision, torch_device) == "bf16"
+    task = f"{settings.source}->{settings.target}".lower()
+    _stage(progress, f"adaptation {task}: {domains.source_fit[0].shape[0]} labelled source digits (+"
+                     f"{domains.source_val[0].shape[0]} for validation), {domains.target_train_images.shape[0]} "
+                     f"unlabelled target digits, {domains.target_test[0].shape[0]} target test digits -> {out}")
 
     timings: dict[str, float] = {}
     translated = val_translated = test_translated = None
     needs_translator = any(v.startswith("translated") or v == "discriminator_head" for v in settings.variants)
     needs_translator = needs_translator or bool(settings.fid_steps)
-    cfg = _translator_config(settings, int(domains.source_fit[1].max()) + 1) if needs_translator else None
+    cfg = _translator_config(settings, int(domains.source_fit[1].max()) + 1, progress) if needs_translator else None
     # the source-only classifier first: it is a row, and the frozen judge of a semantic-consistency term
     semantic = cfg is not None and wants_semantic_classifier(cfg)
     source_run = source_file = None
     if semantic or "source_only" in settings.variants:
         t0 = time.perf_counter()
-        source_run, source_file = source_classifier(domains, settings, out, torch_device, bf16)
+        source_run, source_file = source_classifier(domains, settings, out, torch_device, bf16, progress)
         timings["source_classifier"] = time.perf_counter() - t0
     if needs_translator:
         t0 = time.perf_counter()
@@ -483,12 +501,13 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
             from unpaired.config import apply_overrides
 
             cfg = apply_overrides(cfg, [f"model.semantic_classifier={source_file.resolve()}"])  # type: ignore[union-attr]
-        translator = train_translator(settings, cfg, out / "translator")
+        translator = train_translator(settings, cfg, out / "translator", progress)
         timings["translator"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        translated = translate_all(translator, domains.source_fit[0], "a2b", bf16=bf16)
-        val_translated = translate_all(translator, domains.source_val[0], "a2b", bf16=bf16)
-        test_translated = translate_all(translator, domains.source_test[0], "a2b", bf16=bf16)
+        translated, val_translated, test_translated = [
+            translate_all(translator, images, "a2b", bf16=bf16, progress=progress, desc=f"translate source {split}")
+            for split, images in (("train", domains.source_fit[0]), ("validation", domains.source_val[0]),
+                                  ("test", domains.source_test[0]))]
         timings["translate"] = time.perf_counter() - t0
 
     inputs: dict[str, tuple[Tensor, Tensor, Tensor | None, Tensor]] = {}  # variant: (x, y, unlabelled, x_val)
@@ -507,39 +526,37 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
     probabilities: dict[str, tuple[Tensor, Tensor]] = {}
     test_x, test_y = domains.target_test
     val_y = domains.source_val[1]
-    trained = [v for v in settings.variants if v not in SCORED_ONLY]
-    bar = tqdm(total=settings.classifier_steps * len(trained), disable=not progress, unit="step",
-               desc="classifiers")
+    trained = [v for v in settings.variants if v not in SCORED_ONLY | {"source_only", "discriminator_head"}]
+    if trained:
+        _stage(progress, f"classifiers: {len(trained)} to train, {settings.classifier_steps} steps each "
+                         f"({', '.join(trained)}); each is scored on {test_x.shape[0]} target test digits")
     for i, variant in enumerate(settings.variants):
         if variant in SCORED_ONLY:  # no classifier of its own: scored below, once its members are trained
             continue
-        bar.set_postfix_str(variant)
+        desc = f"classifier {variant} ({trained.index(variant) + 1}/{len(trained)})" if variant in trained else ""
         if variant == "source_only":  # trained above
             run = source_run  # type: ignore[assignment]
             rows[variant] = {"target_test_accuracy": accuracy(run.model, test_x, test_y),
                              "source_validation_accuracy": accuracy(run.model, *domains.source_val)}
-            bar.update(settings.classifier_steps)
         elif variant == "discriminator_head":  # trained with the translator; only scored here
             started_head = time.perf_counter()
             rows[variant] = {
                 "target_test_accuracy": head_accuracy(translator, test_x, test_y, "b"),
                 "source_validation_accuracy": head_accuracy(translator, *domains.source_val, "a"),
                 "trace": [], "seconds": round(time.perf_counter() - started_head, 1)}
-            bar.update(settings.classifier_steps)
             continue
         elif variant == "target_supervised":  # the upper limit: the one row trained with target labels
             run = train_digit_classifier(target_x, domains.target_train_labels, settings, settings.seed + i,
-                                         device=torch_device, bf16=bf16, progress=bar.update)
+                                         device=torch_device, bf16=bf16, progress=progress, desc=desc)
             rows[variant] = {"target_test_accuracy": accuracy(run.model, test_x, test_y)}
         else:
             x, y, unlabelled, x_val = inputs[variant]
             run = train_digit_classifier(x, y, settings, settings.seed + i, unlabelled=unlabelled,
-                                         device=torch_device, bf16=bf16, progress=bar.update)
+                                         device=torch_device, bf16=bf16, progress=progress, desc=desc)
             probabilities[variant] = class_probabilities(run.model, test_x), class_probabilities(run.model, x_val)
             rows[variant] = {"target_test_accuracy": vote_accuracy([probabilities[variant][0]], test_y),
                              "source_validation_accuracy": vote_accuracy([probabilities[variant][1]], val_y)}
         rows[variant].update(trace=run.trace, seconds=round(run.seconds, 1))
-    bar.close()
     for name, members in ENSEMBLES.items():
         if name in settings.variants:
             row = rows.setdefault(name, {"trace": [], "seconds": 0.0})
@@ -552,9 +569,11 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
     fid = None
     if settings.fid_steps and test_translated is not None:
         t0 = time.perf_counter()
-        feature_net = ensure_feature_net(out, root, (settings.source, settings.target), settings.image_size,
-                                         domains.channels, steps=settings.fid_steps)
         n = min(test_translated.shape[0], test_x.shape[0])
+        _stage(progress, f"digit FID: {n} translated source test digits against {n} target test digits (feature "
+                         f"network: {settings.fid_steps} steps, trained once per folder)")
+        feature_net = ensure_feature_net(out, root, (settings.source, settings.target), settings.image_size,
+                                         domains.channels, steps=settings.fid_steps, progress=progress)
         fid = {"translated_vs_target_test": digit_fid(feature_net, test_translated[:n], test_x[:n]),
                "untranslated_vs_target_test": digit_fid(feature_net, domains.source_test[0][:n], test_x[:n]),
                "images": n, "feature_net_test_accuracy": feature_net.info.get("test_accuracy")}
@@ -563,7 +582,6 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
         write_examples(domains.source_test[0][:16], test_translated[:16], out / "examples.png")
 
     timings["total"] = time.perf_counter() - started
-    task = f"{settings.source}->{settings.target}".lower()
     report = {
         "task": task,
         "settings": asdict(settings),

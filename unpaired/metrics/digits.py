@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm import tqdm
 
 
 class DigitClassifier(nn.Sequential):
@@ -44,8 +45,10 @@ def _jitter(x: Tensor, gen: torch.Generator) -> Tensor:
 
 
 def train_classifier(images: Tensor, labels: Tensor, steps: int = 600, batch_size: int = 128, lr: float = 1e-3,
-                     seed: int = 0, device: str | torch.device = "cpu") -> DigitClassifier:
-    """Train a ``DigitClassifier`` on (images, labels); deterministic for a given seed on CPU."""
+                     seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
+                     desc: str = "digit judge") -> DigitClassifier:
+    """Train a ``DigitClassifier`` on (images, labels); deterministic for a given seed on CPU. Shows a progress
+    bar named ``desc`` on stderr unless ``progress`` is False."""
     gen = torch.Generator().manual_seed(seed)
     devices = [device] if torch.device(device).type == "cuda" else []
     # init and dropout draw from the global generator: seed it here, and leave the caller's stream alone
@@ -55,7 +58,7 @@ def train_classifier(images: Tensor, labels: Tensor, steps: int = 600, batch_siz
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
         model.train()
-        for _ in range(steps):
+        for _ in tqdm(range(steps), desc=desc, unit="step", disable=not progress):
             index = torch.randint(0, images.shape[0], (batch_size,), generator=gen)
             x = _jitter(to_unit_range(images[index]), gen).to(device)
             loss = F.cross_entropy(model(x), labels[index].to(device))
@@ -93,8 +96,9 @@ def class_preservation(translate: Callable[[Tensor], Tensor], images: Tensor, la
 
 
 def score_digit_translation(translator: object, root: object, names: tuple[str, str] = ("mnist", "usps"),
-                            count: int = 1000, judge_steps: int = 600) -> dict[str, float]:
-    """Class preservation both ways on the first ``count`` test digits, with judges trained on each real domain.
+                            count: int = 1000, judge_steps: int = 600, progress: bool = True) -> dict[str, float]:
+    """Class preservation both ways on the first ``count`` test digits, with judges trained on each real domain
+    (a progress bar each, unless ``progress`` is False).
 
     ``translator`` is an ``unpaired.inference.Translator`` trained on ``names[0]:names[1]``.
     """
@@ -104,7 +108,8 @@ def score_digit_translation(translator: object, root: object, names: tuple[str, 
     channels = {d: translator.channels(d) for d in "ab"}  # type: ignore[attr-defined]
     train = {d: open_digits(n, root, "train", size, channels[d]) for d, n in zip("ab", names, strict=True)}
     test = {d: open_digits(n, root, "test", size, channels[d]) for d, n in zip("ab", names, strict=True)}
-    judges = {d: train_classifier(train[d].images, train[d].labels, steps=judge_steps) for d in "ab"}
+    judges = {d: train_classifier(train[d].images, train[d].labels, steps=judge_steps, progress=progress,
+                                  desc=f"digit judge {n}") for d, n in zip("ab", names, strict=True)}
     scores = {f"judge_accuracy_{names[i]}": accuracy(judges[d], test[d].images, test[d].labels)
               for i, d in enumerate("ab")}
     for source, target in (("a", "b"), ("b", "a")):
@@ -134,12 +139,14 @@ FEATURE_NET_FORMAT = 1
 
 
 def train_feature_net(sets: list[tuple[Tensor, Tensor]], steps: int = 1000, batch_size: int = 128,
-                      lr: float = 1e-3, seed: int = 0, device: str | torch.device = "cpu") -> DigitClassifier:
+                      lr: float = 1e-3, seed: int = 0, device: str | torch.device = "cpu",
+                      progress: bool = True) -> DigitClassifier:
     """A ``DigitClassifier`` trained on several labelled digit sets together (e.g. MNIST and USPS train).
 
     Every batch takes an equal share from each set (so the 7,291 USPS digits weigh as much as the 60,000 MNIST
     ones), with the judge's recipe otherwise: Adam, one-cycle schedule, random shifts of up to 2 pixels.
-    The sets must share image size and channels. Deterministic for a given seed on CPU."""
+    The sets must share image size and channels. Deterministic for a given seed on CPU. Shows a progress bar on
+    stderr unless ``progress`` is False."""
     if not sets:
         raise ValueError("train_feature_net needs at least one (images, labels) set")
     shapes = {tuple(images.shape[1:]) for images, _ in sets}
@@ -154,7 +161,7 @@ def train_feature_net(sets: list[tuple[Tensor, Tensor]], steps: int = 1000, batc
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
         model.train()
-        for _ in range(steps):
+        for _ in tqdm(range(steps), desc="digit feature network", unit="step", disable=not progress):
             _feature_net_step(model, optimizer, sets, shares, gen, device)
             schedule.step()
     return model.eval()
@@ -281,7 +288,8 @@ def load_feature_net(path: str | Path, device: str | torch.device = "cpu") -> Di
 
 
 def ensure_feature_net(folder: str | Path, root: Any = None, names: tuple[str, ...] = ("mnist", "usps"),
-                       image_size: int = 32, channels: int = 1, steps: int = 1000, seed: int = 0) -> DigitClassifier:
+                       image_size: int = 32, channels: int = 1, steps: int = 1000, seed: int = 0,
+                       progress: bool = True) -> DigitClassifier:
     """The digit feature network saved in ``folder``, trained first (and saved) when it is not there yet.
 
     Training uses the ``train`` split of each labelled digit set in ``names`` (named sets, .h5 files or
@@ -301,7 +309,7 @@ def ensure_feature_net(folder: str | Path, root: Any = None, names: tuple[str, .
         return model
     root = data_root() if root is None else root
     train = [open_labelled(n, root, "train", image_size, channels) for n in names]
-    model = train_feature_net([(s.images, s.labels) for s in train], steps=steps, seed=seed)
+    model = train_feature_net([(s.images, s.labels) for s in train], steps=steps, seed=seed, progress=progress)
     model.image_size = image_size
     test = [open_labelled(n, root, "test", image_size, channels) for n in names]
     scores = {n: round(accuracy(model, s.images, s.labels), 4) for n, s in zip(names, test, strict=True)}

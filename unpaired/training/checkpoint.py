@@ -46,30 +46,63 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _os_error(err: BaseException) -> OSError | None:
+    """The OSError behind ``err``: itself, or one it was raised from or while handling. torch's zip writer turns
+    a failed write (a full disk) into ``RuntimeError: [enforce fail ...] unexpected pos``, raised while the
+    OSError of that write is being handled."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(file_object)`` on a temp file next to ``path``, then atomically rename it to ``path``."""
+    """Call ``write(file_object)`` on a temp file next to ``path``, then atomically rename it to ``path``.
+
+    On any failure the temp file is removed and ``path`` is left as it was. A failure of the file system (a full
+    disk, a read-only folder) raises OSError with its errno and ``path``, also where ``write`` wrapped it in
+    another exception (torch.save does)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from err
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise
+        cause = _os_error(err) if isinstance(err, Exception) else None  # not a KeyboardInterrupt
+        if cause is None:
+            raise
+        raise OSError(cause.errno, cause.strerror, str(path)) from err
     _fsync_dir(path.parent)
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+def _problem(err: OSError) -> str:
+    """'no space left on device', 'read-only file system', ...: what went wrong, for a message."""
+    return (err.strerror or str(err)).lower()
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
     state = {"format_version": FORMAT_VERSION, **state}
+    atomic_write(path, lambda handle: torch.save(state, handle))
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     try:
-        atomic_write(path, lambda handle: torch.save(state, handle))
+        _save(path, state)
     except OSError as err:
-        raise CheckpointError(f"{path}: could not write checkpoint ({err.strerror or err}); "
+        raise CheckpointError(f"{path}: could not write checkpoint ({_problem(err)}); "
                               "the previous checkpoint is untouched") from err
 
 
@@ -115,14 +148,28 @@ def latest_checkpoint(run_or_folder: Path) -> Path | None:
 
 
 def write_run_checkpoint(folder: Path, step: int, state: dict[str, Any], keep: int) -> Path:
-    """Save ``step_XXXXXXXX.pt``, point ``latest`` at it, then prune all but the newest ``keep``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(".step_*.tmp"):  # left by a process killed while writing
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    """Save ``step_XXXXXXXX.pt``, point ``latest`` at it, then prune all but the newest ``keep``.
+
+    A failed write (a full disk, a read-only folder) raises CheckpointError naming the folder, the file and the
+    problem; the new file is not left behind, and the previous checkpoint and ``latest`` stay as they were."""
     path = folder / f"step_{step:08d}.pt"
-    save_checkpoint(path, state)
-    atomic_write(folder / LATEST, lambda handle: handle.write(path.name.encode()))
+    previous = latest_checkpoint(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(".step_*.tmp"):  # left by a process killed while writing
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        _save(path, state)
+        try:
+            atomic_write(folder / LATEST, lambda handle: handle.write(path.name.encode()))
+        except OSError:
+            if path != previous:  # complete, but `latest` does not name it: not left behind either
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+    except OSError as err:
+        kept = f"the last checkpoint {previous.name} is intact" if previous else "there is no earlier checkpoint"
+        raise CheckpointError(f"{folder}: {_problem(err)} while writing {path.name}; {kept}") from err
     if keep > 0:
         for old in sorted(folder.glob("step_*.pt"))[:-keep]:
             with contextlib.suppress(OSError):

@@ -14,6 +14,7 @@ import copy
 import functools
 import json
 import math
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -50,6 +51,9 @@ from unpaired.training.distributed import (
 from unpaired.training.images import image_grid, save_grid
 from unpaired.training.logging import MetricsLog
 from unpaired.training.memory import fix_malloc_mmap_threshold
+
+RUN_FILES = ("config.yaml", "metrics.jsonl", "samples", "tensorboard", "checkpoints")
+"""What a run writes into its folder."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -222,6 +226,7 @@ class Trainer:
         self._saved_step = -1
         self._stop_signal: int | None = None
         self.log: MetricsLog | None = None
+        self._created_dirs: list[Path] | None = None  # a fresh run's folders, once created (None: resumed)
         if self.resume_state is not None:
             self._load_state(self.resume_state)
         elif self.world.is_main:  # only now that data and networks are set up: a failed start leaves no folder
@@ -257,15 +262,38 @@ class Trainer:
             if found is None:
                 raise CheckpointError(f"{self.run_dir}: nothing to resume (no checkpoints/ with a checkpoint)")
             return load_checkpoint(found, method=self.cfg.method)
+        if self.world.is_main and self.run_dir.exists() and not self.run_dir.is_dir():
+            raise RunFolderError(f"{self.run_dir}: is a file, not a folder; choose another --out (a new or empty "
+                                 "folder for the run)")
         if self.world.is_main and self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise RunFolderError(f"{self.run_dir}: folder exists and is not empty; pass --resume {self.run_dir} "
                                  "to continue that run, or choose another --out")
         return None
 
     def _create_run_dir(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._created_dirs = [p for p in (self.run_dir, *self.run_dir.parents) if not p.exists()]  # deepest first
         text = OmegaConf.to_yaml(self.cfg).encode()
-        atomic_write(self.run_dir / "config.yaml", lambda handle: handle.write(text))
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.run_dir / "config.yaml", lambda handle: handle.write(text))
+        except OSError as err:
+            self._remove_run_dir()
+            raise RunFolderError(f"{self.run_dir}: cannot create the run folder here ({err.strerror or err}); "
+                                 "choose another --out") from err
+
+    def _remove_run_dir(self) -> None:
+        """Delete what this run wrote into its folder, which was empty or absent when it started, and the folders
+        it created: a run that fails before its first checkpoint leaves nothing in the way of the next try."""
+        for name in RUN_FILES:
+            path = self.run_dir / name
+            with contextlib.suppress(OSError):  # e.g. absent, or on a read-only file system
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        for folder in self._created_dirs or []:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -440,6 +468,17 @@ class Trainer:
         return {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
 
     def fit(self) -> TrainResult:
+        """Train until ``train.max_steps``, the time budget or a stop signal; a fresh run whose first checkpoint
+        cannot be written (a full disk) is removed, as if it had not started."""
+        try:
+            return self._fit()
+        except CheckpointError as err:
+            if self._created_dirs is None or not self.world.is_main or latest_checkpoint(self.run_dir) is not None:
+                raise
+            self._remove_run_dir()
+            raise CheckpointError(f"{err}, so the run's files in {self.run_dir} were removed") from err
+
+    def _fit(self) -> TrainResult:
         train, main = self.cfg.train, self.world.is_main
         self.log = MetricsLog(self.run_dir, tensorboard=train.tensorboard) if main else None
         start_step, started = self.step, time.perf_counter()
@@ -490,16 +529,18 @@ class Trainer:
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
             bar.close()
-            # Whatever stopped the loop (budget, Ctrl-C, SIGTERM, an error), keep the progress made; but not a
-            # step stopped half-way (some groups updated, others not): then the last checkpoint stands.
-            if self.step > start_step and not self._half_step and self._saved_step != self.step:
-                self.save()
-            sampled = grid is not None and grid.name.endswith(f"{self.step:08d}.png")
-            if main and stopped_by != "interrupted" and not sampled:
-                with contextlib.suppress(Exception):
-                    grid = self.sample()
-            if self.log is not None:
-                self.log.close()
+            try:
+                # Whatever stopped the loop (budget, Ctrl-C, SIGTERM, an error), keep the progress made; but not a
+                # step stopped half-way (some groups updated, others not): then the last checkpoint stands.
+                if self.step > start_step and not self._half_step and self._saved_step != self.step:
+                    self.save()
+                sampled = grid is not None and grid.name.endswith(f"{self.step:08d}.png")
+                if main and stopped_by != "interrupted" and not sampled:
+                    with contextlib.suppress(Exception):
+                        grid = self.sample()
+            finally:  # also when that last checkpoint cannot be written (a full disk)
+                if self.log is not None:
+                    self.log.close()
         # Process 0 alone writes the last grid (and the checkpoint's files) above. Leave together, so no process
         # tears the process group down while another still works: Gloo then aborts ("terminate called without
         # an active exception", 1 torchrun run in 6 on 2 CPU processes). Not after an error: the others may
