@@ -4,7 +4,7 @@ CycleGAN reference configuration (64 px, ngf 64, batch 8), in fp32, fp32 channel
 The speed figures of the other benchmarks are only meaningful next to what the hardware does: the leaderboard
 reports each training step's effective GFLOP/s, and this script says how close that is to a bare convolution
 on the same machine. Forward convolutions only (``F.conv2d``, padding 1), median over ``--iterations`` calls
-after 3 warm-up calls.
+after 3 warm-up calls: ``common.conv_gflops``, the function bench/train_speed.py measures its peaks with.
 
     python bench/conv_peak.py [--threads 2] [--iterations 20]
 
@@ -18,26 +18,15 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, median_seconds, provenance, provenance_lines, write_report
+from common import RESIDUAL_BLOCK_SHAPE, RESULTS, conv_gflops, provenance, provenance_lines, write_report
 
 SHAPES = {  # name: (batch, in channels, out channels, side), as in cyclegan_256 at 64 px, batch 8
-    "residual block 256ch 16x16": (8, 256, 256, 16),
+    "residual block 256ch 16x16": RESIDUAL_BLOCK_SHAPE,
     "down/up 128ch 32x32": (8, 64, 128, 32),
 }
 CASES = {"fp32": (torch.float32, False), "fp32_cl": (torch.float32, True), "bf16_cl": (torch.bfloat16, True)}
-
-
-def measure(batch: int, cin: int, cout: int, side: int, dtype: torch.dtype, channels_last: bool,
-            iterations: int) -> float:
-    """GFLOP/s of one 3x3 convolution (2 x multiply-adds) over the median call time."""
-    x, w = torch.randn(batch, cin, side, side, dtype=dtype), torch.randn(cout, cin, 3, 3, dtype=dtype)
-    if channels_last:
-        x, w = x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
-    seconds = median_seconds(lambda _: F.conv2d(x, w, padding=1), iterations, warmup=3)
-    return 2 * batch * side * side * cin * cout * 9 / seconds / 1e9
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,8 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = {name: {case: round(measure(*shape, dtype, cl, args.iterations), 1) for case, (dtype, cl) in CASES.items()}
-            for name, shape in SHAPES.items()}
+    rows = {name: {case: round(conv_gflops(*shape, dtype, cl, args.iterations), 1)
+                   for case, (dtype, cl) in CASES.items()} for name, shape in SHAPES.items()}
     result = {**provenance("conv_peak.py", argv), "iterations": args.iterations, "gflops": rows}
     lines = ["# 3x3 convolution throughput of this CPU", "", *provenance_lines(result), "",
              "GFLOP/s of `F.conv2d` (3x3, padding 1), median of "

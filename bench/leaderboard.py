@@ -21,8 +21,9 @@ Four parts (``--parts digits,speed,maps,maps_baseline``), all on this machine's 
     64, 70x70 PatchGAN, instance norm, LSGAN, image pool 50, batch 8 (``cyclegan_256`` with
     ``data.image_size=64 data.load_size=64 train.batch_size=8``). ``Trainer.train_step`` is timed as in
     bench/train_speed.py (median of ``--speed-steps`` after ``--speed-warmup``, data decoding of synthetic
-    images included), fp32 and bf16 + channels_last, against the official code's 1.35 images/s measured on
-    this machine (target 1.5x, i.e. 2.03 images/s).
+    images included), fp32 and bf16 + channels_last, against the official code's figure for this CPU kind in
+    ../shared/reference-speeds.md (``common.official_figure``: the row picked by the CPU's flags; a kind without
+    a figure gets no ratio, said plainly), target 1.5x.
 (c) maps aerial photo -> map at a small CPU scale: CycleGAN (``cyclegan_256``), DistanceGAN (its official
     defaults: CycleGAN's networks; at batch 1 its self-distance term, paper eq. 7) and GcGAN (``gcgan_maps``)
     trained on ``pairs:<maps/train>@0.8`` (the first 80 % of the 400 shared images, A and B from disjoint
@@ -71,9 +72,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, median_step_seconds, provenance, provenance_lines, write_report
+from common import (
+    REFERENCE_CONFIGS,
+    RESULTS,
+    make_folder,
+    median_step_seconds,
+    official_figure,
+    provenance,
+    provenance_lines,
+    step_flops,
+    write_report,
+)
 
-OFFICIAL_CYCLEGAN_64PX_IMAGES_PER_SECOND = 1.35
 SPEED_TARGET = 1.5
 DIGIT_METHODS = {"cyclegan": "cyclegan_digits", "distancegan": "distancegan_digits", "gcgan": "gcgan_digits",
                  "unit": "unit_digits"}
@@ -88,7 +98,7 @@ MAPS_COMMON = ["optim.lr=0.0002", "optim.beta1=0.5", "optim.weight_decay=0.0", "
 no maps config)."""
 FAST = ["train.precision=bf16", "train.channels_last=true"]
 PRECISIONS = {"fp32": ["train.precision=fp32", "train.channels_last=false"], "bf16_cl": FAST}  # explicit
-SPEED_REFERENCE = ["data.image_size=64", "data.load_size=64", "train.batch_size=8", "model.n_res=9"]
+SPEED_REFERENCE = REFERENCE_CONFIGS["CycleGAN 64 b8"][2]  # with cyclegan_256, as reference-speeds.md says
 QUIET = ["train.progress=false", "train.tensorboard=false"]
 PARTS = ("digits", "speed", "maps", "maps_baseline")
 
@@ -256,12 +266,12 @@ def summarise(runs: list[dict], keys: list[str]) -> dict:
 
 
 def speed_part(args: argparse.Namespace, work: Path) -> dict:
-    from train_speed import make_folder
-
     from unpaired.config import build_config
     from unpaired.training.trainer import Trainer
 
     data = make_folder(work / "speed_data", 64)
+    official = official_figure("CycleGAN 64 b8")  # this CPU kind's figure, or why there is none
+    figure = official["images_per_second"]
     cases = {}
     for precision, extra in PRECISIONS.items():
         cfg = build_config("cyclegan", ["cyclegan_256"], [f"data.source={data}", *SPEED_REFERENCE, *QUIET, *extra])
@@ -270,25 +280,15 @@ def speed_part(args: argparse.Namespace, work: Path) -> dict:
         batch = cfg.train.batch_size
         flops = step_flops(trainer, args.speed_warmup + args.speed_steps)
         cases[precision] = {"median_step_s": round(median, 4), "images_per_second": round(batch / median, 3),
-                            "vs_official": round(batch / median / OFFICIAL_CYCLEGAN_64PX_IMAGES_PER_SECOND, 2),
+                            "vs_official": None if figure is None else round(batch / median / figure, 2),
                             "gflop_per_image": round(flops / batch / 1e9, 1),
                             "effective_gflops": round(flops / median / 1e9, 1),
                             "timed_steps": args.speed_steps, "overrides": SPEED_REFERENCE + extra}
         print("speed", precision, cases[precision], flush=True)
         del trainer
     return {"config": "cyclegan_256 + " + " ".join(SPEED_REFERENCE), "batch_size": 8, "image_size": 64,
-            "official_images_per_second": OFFICIAL_CYCLEGAN_64PX_IMAGES_PER_SECOND, "target_speedup": SPEED_TARGET,
-            "cases": cases, "best_speedup": max(c["vs_official"] for c in cases.values())}
-
-
-def step_flops(trainer: object, step: int) -> float:
-    """Floating-point operations of one training step as torch's FlopCounterMode counts them (convolutions and
-    matrix products, forward and backward), so the report can say what share of the CPU's peak a speed is."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        trainer.train_step(trainer.batches[step])  # type: ignore[attr-defined]
-    return float(counter.get_total_flops())
+            "official_images_per_second": figure, "official": official, "target_speedup": SPEED_TARGET,
+            "cases": cases, "best_speedup": None if figure is None else max(c["vs_official"] for c in cases.values())}
 
 
 # -------------------- (c) maps aerial -> map
@@ -415,12 +415,15 @@ def render(r: dict) -> str:
         lines += ["## CycleGAN speed at the official reference configuration", "", *_measured(s),
                   f"`{s['config']}` (9 residual blocks, ngf/ndf 64, 70x70 PatchGAN, batch 8, 64x64); median "
                   "`Trainer.train_step` time, data decoding included.", "",
-                  "| precision | median step (s) | images/s | vs official 1.35 images/s | GFLOP/image | "
+                  f"| precision | median step (s) | images/s | vs official {_official_text(s)} | GFLOP/image | "
                   "effective GFLOP/s |", "|---|---|---|---|---|---|"]
         for name, c in s["cases"].items():
-            lines.append(f"| {name} | {c['median_step_s']} | {c['images_per_second']} | {c['vs_official']}x | "
+            ratio = "no ratio" if c["vs_official"] is None else f"{c['vs_official']}x"
+            lines.append(f"| {name} | {c['median_step_s']} | {c['images_per_second']} | {ratio} | "
                          f"{c.get('gflop_per_image', 'n/a')} | {c.get('effective_gflops', 'n/a')} |")
-        lines += ["", f"Best: **{s['best_speedup']}x** the official code (target {s['target_speedup']}x). GFLOP/image: "
+        best = (f"No ratio: {s['official']['no_figure']}." if s["best_speedup"] is None else
+                f"Best: **{s['best_speedup']}x** the official code (target {s['target_speedup']}x).")
+        lines += ["", f"{best} GFLOP/image: "
                   "convolutions and matrix products of one training step (forward and backward) as "
                   "`torch.utils.flop_counter` counts them; effective GFLOP/s = that work / median step time.", ""]
         if {"fp32", "bf16_cl"} <= set(s["cases"]):
@@ -462,6 +465,16 @@ def render(r: dict) -> str:
                                   for key, names in beaten.items())
                       + ". A method that does not beat it has not yet learnt to draw the map of *its* input.", ""]
     return "\n".join(lines)
+
+
+def _official_text(speed: dict) -> str:
+    """"1.35 images/s (AMD EPYC, Zen 4)": the official figure the speed part divides by, and its CPU kind."""
+    official = speed.get("official")
+    if official is None:  # a part measured before the figures came per CPU kind
+        return f"{speed['official_images_per_second']} images/s"
+    if official["images_per_second"] is None:
+        return "(no figure for this CPU kind)"
+    return f"{official['images_per_second']} images/s ({official['cpu_kind']})"
 
 
 def _measured(part: dict) -> list[str]:

@@ -97,3 +97,16 @@ def test_minutes_default_caps_a_new_run_and_leaves_a_resumed_run_its_own_cap(tmp
     args = argparse.Namespace(resume=run, steps=4, minutes=0.0, overrides=[])  # 0: no cap
     munit.train_digits(args, False, tmp_path / "unused", results)
     assert (results["training"]["steps"], results["training"]["max_minutes"]) == (4, None)
+
+
+def test_the_official_munit_figure_names_its_cpu_kind_or_says_why_there_is_none():
+    assert munit.official_munit_text({"official_munit_ref64": {"images_per_second": 3.72, "cpu_kind": "Zen 4"},
+                                      "official_munit_ref64_images_per_second": 3.72}) == "3.72 images/s (Zen 4)"
+    why = "this CPU kind (x) has no official figure in reference-speeds.md: no ratio"
+    assert munit.official_munit_text({"official_munit_ref64": {"images_per_second": None, "no_figure": why},
+                                      "official_munit_ref64_images_per_second": None}) == why
+    assert munit.official_munit_text({"official_munit_ref64_images_per_second": 3.7}) == "3.7 images/s"  # older
+    ratio = {"speed": {"munit_ref64_vs_official": {"fp32": None, "bf16_cl": None}}}
+    assert munit.targets({**ratio, "evaluation": {"directions": {"mnist->usps": {
+        "kept_min": 0.9, "diversity_pixel_l1": {"ratio_to_real_same_class": 0.2}}}}})[
+        "speed_vs_official_munit_ref64"]["met"] is None

@@ -79,3 +79,23 @@ def test_maps_baseline_scores_the_mean_colour_of_the_train_maps(tmp_path):
     assert base["train_images"] == 4 and base["eval_images"] == 1 and base["colour"] == [25.0, 25.0, 25.0]
     # |25 - 90| in each channel of every pixel; the RMSE of the GcGAN script takes the RGB distance per pixel
     assert base["rmse"] == pytest.approx(65 * 3**0.5, abs=1e-3) and base["acc_5"] == 0.0
+
+
+def test_speed_part_divides_by_this_cpu_kinds_figure_or_says_why_not():
+    def record(official: dict, ratio: float | None) -> dict:
+        case = {"median_step_s": 2.0, "images_per_second": 4.0, "vs_official": ratio, "gflop_per_image": 116.7,
+                "effective_gflops": 466.8}
+        return {"command": "python bench/leaderboard.py --parts speed", "date": "2026-12-06",
+                "machine": {"cpu": "AMD EPYC", "cores": 2, "threads": 2, "torch": "2"},
+                "speed": {"config": "cyclegan_256 + ...", "cases": {"fp32": case}, "target_speedup": 1.5,
+                          "official_images_per_second": official["images_per_second"], "official": official,
+                          "best_speedup": ratio}}
+
+    measured = leaderboard.render(record({"images_per_second": 0.917, "cpu_kind": "AMD EPYC, Zen 3"}, 4.36))
+    assert "vs official 0.917 images/s (AMD EPYC, Zen 3)" in measured and "| 4.36x |" in measured
+    why = "this CPU kind (Intel Xeon, flags avx2 avx512f) has no official figure in reference-speeds.md: no ratio"
+    unknown = leaderboard.render(record({"images_per_second": None, "cpu_kind": None, "no_figure": why}, None))
+    assert "| no ratio |" in unknown and f"No ratio: {why}." in unknown and "Best:" not in unknown
+    older = record({"images_per_second": 1.35}, 2.0)  # a part measured before the figures came per CPU kind
+    del older["speed"]["official"]
+    assert "vs official 1.35 images/s |" in leaderboard.render(older)
