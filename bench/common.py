@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from unpaired.training.trainer import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -45,15 +47,6 @@ KIND_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 """/proc/cpuinfo flags that tell CPU kinds apart, named when a CPU kind has no official figure."""
 if "UNPAIRED_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["UNPAIRED_DATA"] = str(SHARED_DATA)  # as the Makefile and the tests do
-
-
-def cpu_name() -> str:
-    from unpaired.training.trainer import cpu_info
-
-    for line in cpu_info().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def cpu_flags(info: str | None = None) -> set[str]:

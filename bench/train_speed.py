@@ -21,7 +21,7 @@ official code, CycleGAN >= 1.2x.
 Then UNIT's peak resident memory (RSS) at 256x256, dim 64, 4 residual blocks, batch 1 (the official code needs
 4.4 GB there), each case in a fresh process.
 
-Writes bench/results/train_speed.json and train_speed.md. ``--quick`` (1 warm-up and 1 timed step, tiny
+Writes bench/results/train_speed.json and train_speed.md. ``--quick`` (1 timed step without warm-up, tiny
 convolution-peak budgets, no 256 px memory cases) only checks the script end to end: it writes to a temporary
 folder, never bench/results, and its report says that its figures are no measurement.
 
@@ -182,11 +182,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="timed calls of the convolution whose throughput is the peak")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     parser.add_argument("--quick", action="store_true",
-                        help="1 warm-up + 1 timed step, no 256 px memory cases; writes to a temporary folder")
+                        help="1 timed step and no warm-up, no 256 px memory cases; writes to a temporary folder")
     parser.set_defaults(work=None)
     args = parser.parse_args(argv)
     if args.quick:
-        args.steps, args.warmup, args.peak_iterations = 1, 1, 1
+        args.steps, args.warmup, args.peak_iterations = 1, 0, 1
     resolve_output_folders(parser, args, "train_speed")
     return args
 

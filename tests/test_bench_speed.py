@@ -44,7 +44,7 @@ def test_quick_never_writes_to_bench_results():
         train_speed.parse_args(["--quick", "--out", str(train_speed.ROOT / "bench" / "results")])
     args = train_speed.parse_args(["--quick"])
     assert args.out.is_dir() and args.out.resolve() != (train_speed.ROOT / "bench" / "results").resolve()
-    assert (args.steps, args.warmup) == (1, 1)
+    assert (args.steps, args.warmup) == (1, 0)
     args.out.rmdir()
 
 

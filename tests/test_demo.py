@@ -36,6 +36,20 @@ def test_demo_end_to_end_on_tiny_digits(tmp_path, monkeypatch):
     assert load_checkpoint(run, method="unit")["step"] == 3
     assert str(run / "samples") in stdout and "MNIST -> USPS" in stdout
     scores = json.loads((run / "demo_scores.json").read_text())
-    assert set(scores) == {"judge_accuracy_mnist", "judge_accuracy_usps", "kept_mnist_to_usps", "kept_usps_to_mnist",
-                           "untranslated_mnist_to_usps", "untranslated_usps_to_mnist"}
-    assert all(0.0 <= v <= 1.0 for v in scores.values())
+    shares = {"judge_accuracy_mnist", "judge_accuracy_usps", "kept_mnist_to_usps", "kept_usps_to_mnist",
+              "untranslated_mnist_to_usps", "untranslated_usps_to_mnist"}
+    assert set(scores) == shares | {"steps", "batch_size", "precision", "cpu", "seconds"}
+    assert all(0.0 <= scores[k] <= 1.0 for k in shares)
+    assert scores["steps"] == 3 and scores["batch_size"] == 4
+    assert "demo 1/3" in err and "demo 2/3" in err and "demo 3/3" in err
+
+
+def test_demo_whose_judges_leave_no_time_to_train_says_so(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    tiny_mnist(root, n_train=40, n_test=12)
+    tiny_usps_h5(root, n=30)
+    monkeypatch.setenv("UNPAIRED_DATA", str(root))
+    code, _out, err = run_cli("demo", "--out", tmp_path / "run", "--judge-steps", "5", "--minutes", "0.00001")
+    assert code == 1
+    assert err.strip().splitlines()[-1].startswith("error: --minutes 1e-05: the judges took")
+    assert not (tmp_path / "run").exists()

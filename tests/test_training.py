@@ -30,7 +30,7 @@ from unpaired.training.checkpoint import (
     write_run_checkpoint,
 )
 from unpaired.training.logging import read_metrics
-from unpaired.training.trainer import NonFiniteLossError, RunFolderError, Trainer
+from unpaired.training.trainer import NonFiniteLossError, RunFolderError, Trainer, steps_by_deadline
 
 # non-square training images: with flips on, every step draws a crop offset and a flip from its own seed
 TRAIN_SIZE = (20, 16)
@@ -457,6 +457,15 @@ def test_max_minutes_stops_with_a_checkpoint(data, tmp_path):
     assert result.stopped_by == "max_minutes" and result.step == 1
     assert result.checkpoint == tmp_path / "r" / "checkpoints" / "step_00000001.pt"
     assert result.grid is not None and result.grid.name == "step_00000001.png"
+
+
+def test_a_time_budget_sets_the_progress_bar_to_the_steps_it_allows(monkeypatch):
+    """10 steps in the first 5 s (2 steps/s) with 20 s left: the run ends at step 50, not at max_steps."""
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: 105.0)
+    assert steps_by_deadline(10, 0, started=100.0, deadline=125.0, max_steps=5000) == 50
+    assert steps_by_deadline(10, 0, started=100.0, deadline=125.0, max_steps=30) == 30  # max_steps first
+    assert steps_by_deadline(10, 0, started=100.0, deadline=104.0, max_steps=5000) == 10  # past the deadline
+    assert steps_by_deadline(0, 0, started=100.0, deadline=125.0, max_steps=5000) == 5000  # nothing measured yet
 
 
 def test_interrupt_keeps_progress_and_resume_is_exact(data, tmp_path, monkeypatch):

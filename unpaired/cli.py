@@ -22,6 +22,13 @@ VARIANTS_CLI = ("source_only", "translated", "translated_self_ensembling", "self
                 "ensemble_without_translation", "discriminator_head", "target_supervised")
 DEFAULT_VARIANTS_CLI = ("source_only", "translated_self_ensembling", "self_ensembling", "ensemble", "target_supervised")
 
+DEMO_OVERRIDES = ("model.dim=16", "train.batch_size=16")
+"""The demo's changes to ``unit_digits``: a network and batch small enough for ~1000 steps in its budget on a
+2-core CPU without AVX-512 (bench/results/demo.md)."""
+DEMO_JUDGE_STEPS = 300
+DEMO_SCORING_SECONDS = 20
+"""Time kept back from the demo's training for reading 2 x 1000 translated test digits (a few seconds)."""
+
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
@@ -235,14 +242,22 @@ def _strip(images: list) -> object:
 @cli.command()
 @click.option("--out", "out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
               help="Run folder; if it exists, a numbered sibling (runs/demo-2, ...) is used instead.")
-@click.option("--minutes", type=float, default=8.0, show_default=True, help="Training time budget.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=8.0, show_default=True,
+              help="Budget of the whole demo: judges, training and scoring; training gets what the judges leave.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Extra config overrides.")
-@click.option("--judge-steps", type=int, default=600, show_default=True,
+@click.option("--judge-steps", type=click.IntRange(min=0), default=DEMO_JUDGE_STEPS, show_default=True,
               help="Training steps of the digit classifiers that score the translations (0: no scoring).")
 def demo(out: Path, minutes: float, overrides: tuple[str, ...], judge_steps: int) -> None:
-    """Train UNIT between MNIST and USPS digits for a few minutes and show where the results are."""
+    """Train UNIT between MNIST and USPS digits within a time budget and score how well it translates.
+
+    \b
+    1. two digit judges learn MNIST and USPS from their labels (the translator never sees a label);
+    2. UNIT trains for the time that is left, with the network and batch of DEMO_OVERRIDES (small enough that
+       a 2-core CPU without AVX-512 gets through about a thousand steps); the bar counts the steps that fit;
+    3. the judges score the share of test digits whose translation keeps its class, against doing nothing.
+    """
     from unpaired.data import DataError, data_root, missing_files
-    from unpaired.training.trainer import Trainer
+    from unpaired.training.trainer import Trainer, cpu_name
 
     root = data_root()
     missing = missing_files("mnist", root) + missing_files("usps", root)
@@ -250,28 +265,41 @@ def demo(out: Path, minutes: float, overrides: tuple[str, ...], judge_steps: int
         raise DataError(f"the demo needs MNIST and USPS in their original files under {root} (the data root: set "
                         "UNPAIRED_DATA to change it). Missing:\n" + "\n".join(f"  {m}" for m in missing) +
                         "\n  With internet access, `unpaired data download mnist usps` fetches them.")
-    run_dir = out
-    n = 2
-    while run_dir.exists() and any(run_dir.iterdir()):
-        run_dir = out.with_name(f"{out.name}-{n}")
-        n += 1
-    cfg = build_config("unit", ["unit_digits"], ["data.source=mnist:usps", f"train.max_minutes={minutes}",
-                                                 *overrides])
+    run_dir = _free_run_dir(out)
     started = time.perf_counter()
-    trainer = Trainer(cfg, run_dir)
-    click.echo(f"demo: UNIT, MNIST <-> USPS at {cfg.data.image_size}px, {minutes:g} min budget -> {run_dir}",
-               err=True)
-    result = trainer.fit()
-    scores = None
+    sets = ["data.source=mnist:usps", *DEMO_OVERRIDES, *overrides]
+    cfg = build_config("unit", ["unit_digits"], sets)  # checked before the judges spend any time
+    click.echo(f"demo: UNIT between MNIST and USPS digits in {minutes:g} min on {cpu_name()} -> {run_dir}", err=True)
+    judges = None
     if judge_steps > 0:
-        click.echo("scoring: training digit judges on real MNIST and USPS (about a minute)...", err=True)
+        from unpaired.metrics.digits import train_digit_judges
+
+        click.echo("demo 1/3: digit judges learn real MNIST and USPS from their labels (they only score)", err=True)
+        channels = cfg.data.channels or 1  # MNIST and USPS are gray
+        judges = train_digit_judges(root, cfg.data.image_size, {"a": channels, "b": channels}, steps=judge_steps)
+    left = minutes * 60 - (time.perf_counter() - started) - (DEMO_SCORING_SECONDS if judges else 0)
+    if left <= 0:
+        raise ConfigError(f"--minutes {minutes:g}: the judges took {time.perf_counter() - started:.0f} s and leave "
+                          "no time to train; give more minutes or fewer --judge-steps")
+    cfg = build_config("unit", ["unit_digits"], [*sets, f"train.max_minutes={left / 60:.4f}"])
+    trainer = Trainer(cfg, run_dir)
+    click.echo(f"demo 2/3: UNIT trains for {left / 60:.1f} min ({', '.join([*DEMO_OVERRIDES, *overrides])}, "
+               f"{trainer.precision}); the bar counts the steps that fit at the speed measured", err=True)
+    result = trainer.fit()
+    click.echo(f"          {result.step} steps, {result.seconds / max(result.step, 1):.2f} s/step, "
+               f"{result.images_per_second:.0f} images/s", err=True)
+    scores = None
+    if judges is not None:
         from unpaired.inference import load
         from unpaired.metrics.digits import score_digit_translation
 
-        scores = score_digit_translation(load(result.checkpoint, device="cpu"), root, judge_steps=judge_steps)
-        atomic_json(run_dir / "demo_scores.json", scores)
-    click.echo(f"\ndemo finished in {time.perf_counter() - started:.0f} s: {result.step} steps, "
-               f"{result.images_per_second:.0f} images/s")
+        click.echo("demo 3/3: the judges read 1000 translated test digits each way", err=True)
+        scores = score_digit_translation(load(result.checkpoint, device="cpu"), root, judges=judges)
+        atomic_json(run_dir / "demo_scores.json", {**scores, "steps": result.step, "batch_size": cfg.train.batch_size,
+                                                   "precision": trainer.precision, "cpu": cpu_name(),
+                                                   "seconds": round(time.perf_counter() - started, 1)})
+    click.echo(f"\ndemo finished in {time.perf_counter() - started:.0f} s: {result.step} steps of batch "
+               f"{cfg.train.batch_size}, {result.images_per_second:.0f} images/s ({trainer.precision})")
     if scores is not None:
         click.echo(f"  class kept by translation (judges trained on real digits, test accuracy MNIST "
                    f"{scores['judge_accuracy_mnist']:.3f}, USPS {scores['judge_accuracy_usps']:.3f}):\n"
@@ -284,6 +312,15 @@ def demo(out: Path, minutes: float, overrides: tuple[str, ...], judge_steps: int
     click.echo(f"  loss log:    {run_dir / 'metrics.jsonl'}   (tensorboard --logdir {run_dir / 'tensorboard'})")
     click.echo(f"  translate:   unpaired translate --checkpoint {run_dir} --input DIGITS/ --output OUT/ "
                "--direction a2b")
+
+
+def _free_run_dir(out: Path) -> Path:
+    """``out``, or its first numbered sibling (out-2, out-3, ...) that is not a non-empty folder or a file."""
+    run_dir, n = out, 2
+    while run_dir.is_file() or (run_dir.is_dir() and any(run_dir.iterdir())):
+        run_dir = out.with_name(f"{out.name}-{n}")
+        n += 1
+    return run_dir
 
 
 def atomic_json(path: Path, payload: dict) -> None:

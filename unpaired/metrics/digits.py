@@ -95,10 +95,25 @@ def class_preservation(translate: Callable[[Tensor], Tensor], images: Tensor, la
     return accuracy(judge, translated, labels)
 
 
+def train_digit_judges(root: object, size: int, channels: dict[str, int], names: tuple[str, str] = ("mnist", "usps"),
+                       steps: int = 600, progress: bool = True) -> dict[str, DigitClassifier]:
+    """One judge per domain (``a``: ``names[0]``, ``b``: ``names[1]``), each trained on that real domain's labelled
+    training digits at the translator's ``size`` and ``channels``; a progress bar each unless ``progress`` is False."""
+    from unpaired.data import open_digits
+
+    judges = {}
+    for domain, name in zip("ab", names, strict=True):
+        train = open_digits(name, root, "train", size, channels[domain])
+        judges[domain] = train_classifier(train.images, train.labels, steps=steps, progress=progress,
+                                          desc=f"digit judge {name}")
+    return judges
+
+
 def score_digit_translation(translator: object, root: object, names: tuple[str, str] = ("mnist", "usps"),
-                            count: int = 1000, judge_steps: int = 600, progress: bool = True) -> dict[str, float]:
+                            count: int = 1000, judge_steps: int = 600, progress: bool = True,
+                            judges: dict[str, nn.Module] | None = None) -> dict[str, float]:
     """Class preservation both ways on the first ``count`` test digits, with judges trained on each real domain
-    (a progress bar each, unless ``progress`` is False).
+    (``judges`` from ``train_digit_judges``, or trained here for ``judge_steps``).
 
     ``translator`` is an ``unpaired.inference.Translator`` trained on ``names[0]:names[1]``.
     """
@@ -106,10 +121,9 @@ def score_digit_translation(translator: object, root: object, names: tuple[str, 
 
     size = translator.image_size  # type: ignore[attr-defined]
     channels = {d: translator.channels(d) for d in "ab"}  # type: ignore[attr-defined]
-    train = {d: open_digits(n, root, "train", size, channels[d]) for d, n in zip("ab", names, strict=True)}
+    if judges is None:
+        judges = train_digit_judges(root, size, channels, names, judge_steps, progress)
     test = {d: open_digits(n, root, "test", size, channels[d]) for d, n in zip("ab", names, strict=True)}
-    judges = {d: train_classifier(train[d].images, train[d].labels, steps=judge_steps, progress=progress,
-                                  desc=f"digit judge {n}") for d, n in zip("ab", names, strict=True)}
     scores = {f"judge_accuracy_{names[i]}": accuracy(judges[d], test[d].images, test[d].labels)
               for i, d in enumerate("ab")}
     for source, target in (("a", "b"), ("b", "a")):

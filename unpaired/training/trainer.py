@@ -112,6 +112,16 @@ def cpu_info() -> str:
         return ""
 
 
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (e.g. 'AMD EPYC'), else what ``platform`` knows."""
+    for line in cpu_info().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    import platform
+
+    return platform.processor() or "unknown"
+
+
 def fast_bf16(device: torch.device) -> bool:
     """Whether bf16 pays: CUDA with bf16, or a CPU with AVX-512 BF16 / AMX on which bf16 autocast measured
     at least ``BF16_MIN_SPEEDUP`` times as fast as fp32 (``cpu_bf16_speedup``, ~0.2 s, once per process)."""
@@ -499,6 +509,8 @@ class Trainer:
                 for key, value in logged.items():
                     sums[key] = sums.get(key, 0) + value
                 window += 1
+                if deadline < math.inf:  # a time budget: the bar counts the steps it will allow, not max_steps
+                    bar.total = steps_by_deadline(self.step, start_step, started, deadline, train.max_steps)
                 bar.update(1)
                 if self.step % train.log_every == 0 or self.step == train.max_steps:
                     seconds = time.perf_counter() - window_start
@@ -553,6 +565,16 @@ class Trainer:
         images = (self.step - start_step) * train.batch_size * self.world.size
         return TrainResult(self.run_dir, self.step, checkpoint, grid, seconds, images / max(seconds, 1e-9),
                            stopped_by)
+
+
+def steps_by_deadline(step: int, start_step: int, started: float, deadline: float, max_steps: int) -> int:
+    """The step a run will stop at: ``max_steps``, or the first step to end past ``deadline`` at the speed
+    measured since ``started`` (when it was at ``start_step``), whichever comes first."""
+    now = time.perf_counter()
+    if step <= start_step or now <= started:
+        return max_steps
+    rate = (step - start_step) / (now - started)
+    return min(max_steps, step + max(0, math.ceil((deadline - now) * rate)))
 
 
 def _main_thread() -> bool:
