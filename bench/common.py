@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from unpaired.training.trainer import cpu_name
+from unpaired.devices import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -52,7 +52,7 @@ if "UNPAIRED_DATA" not in os.environ and SHARED_DATA.is_dir():
 def cpu_flags(info: str | None = None) -> set[str]:
     """The feature flags of the first CPU in ``info`` (default: this machine's /proc/cpuinfo)."""
     if info is None:
-        from unpaired.training.trainer import cpu_info
+        from unpaired.devices import cpu_info
 
         info = cpu_info()
     for line in info.splitlines():
@@ -105,7 +105,7 @@ def reference_rows(text: str) -> list[dict[str, Any]]:
 def cpu_vendor(info: str | None = None) -> str:
     """"AMD", "Intel" or the raw vendor_id of the first CPU in ``info`` (default: this machine's); "" if none."""
     if info is None:
-        from unpaired.training.trainer import cpu_info
+        from unpaired.devices import cpu_info
 
         info = cpu_info()
     for line in info.splitlines():

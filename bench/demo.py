@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, ROOT, cpu_description, provenance, provenance_lines, resolve_output_folders, write_report
+from common import ROOT, cpu_description, provenance, provenance_lines, resolve_output_folders, write_report
 
 KEPT_MARGIN_TARGET = 0.15
 WALL_TARGET_SECONDS = 600

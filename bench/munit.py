@@ -211,8 +211,9 @@ def measure_speed(args: argparse.Namespace, work: Path) -> dict:
 # -- 2. judges and the digit feature network ---------------------------------------------------------------------
 def cached_judge(name: str, images: torch.Tensor, labels: torch.Tensor, steps: int, work: Path) -> Any:
     """``train_classifier`` on one real domain, cached as a plain state_dict in ``work``."""
-    from unpaired.metrics.digits import DigitClassifier, train_classifier
-    from unpaired.training.checkpoint import atomic_write
+    from unpaired.io import atomic_write
+    from unpaired.metrics.digits import train_classifier
+    from unpaired.nn.classifiers import DigitClassifier
 
     path = work / f"judge_{name}_{images.shape[-1]}px_{images.shape[1]}ch_{steps}steps_seed0.pt"
     if path.is_file():
@@ -346,7 +347,7 @@ def evaluate_direction(translator: Any, source: str, data: dict, judges: dict, f
 
 def digit_grid(translator: Any, data: dict, codes: torch.Tensor, bf16: bool, path: Path) -> Path:
     """Rows: one test digit of each class per column, then its translation in each of the 8 styles; both ways."""
-    from unpaired.training.images import save_grid
+    from unpaired.images import save_grid
 
     rows: dict[str, torch.Tensor] = {}
     for source, target in (("a", "b"), ("b", "a")):
@@ -364,8 +365,8 @@ def digit_grid(translator: Any, data: dict, codes: torch.Tensor, bf16: bool, pat
 def handbags_smoke(args: argparse.Namespace, work: Path, bf16: bool, out_dir: Path) -> dict:
     from unpaired.config import build_config
     from unpaired.data import data_root, list_images
+    from unpaired.images import save_grid
     from unpaired.inference import load
-    from unpaired.training.images import save_grid
     from unpaired.training.logging import read_metrics
     from unpaired.training.trainer import Trainer
 
@@ -443,9 +444,9 @@ def train_digits(args: argparse.Namespace, bf16: bool, work: Path, results: dict
 
 def main() -> None:
     from unpaired.data import data_root, open_digits
+    from unpaired.devices import resolve_precision
     from unpaired.inference import load
     from unpaired.metrics.digits import accuracy, ensure_feature_net
-    from unpaired.training.trainer import resolve_precision
 
     args = parse_args()
     torch.set_num_threads(args.threads)

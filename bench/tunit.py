@@ -259,7 +259,7 @@ def style_digit_probe(translator: Any, data: dict, sources: list[str], n: int, b
 
 def translation_grid(translator: Any, data: dict, sources: list[str], cluster: dict, bf16: bool, path: Path) -> None:
     """For each source: one test digit per class, then its translation into every other source's main domain."""
-    from unpaired.training.images import save_grid
+    from unpaired.images import save_grid
 
     rows: dict[str, torch.Tensor] = {}
     for source in sources:
@@ -279,8 +279,8 @@ def afhq_smoke(args: argparse.Namespace, work: Path, bf16: bool, out: Path) -> d
     from unpaired.clusters import write_cluster_report
     from unpaired.config import build_config
     from unpaired.data import CollectionSource, data_root, list_images
+    from unpaired.images import save_grid
     from unpaired.inference import load
-    from unpaired.training.images import save_grid
     from unpaired.training.logging import read_metrics
     from unpaired.training.trainer import Trainer
 
@@ -335,11 +335,12 @@ def header(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
 def main() -> None:
     from unpaired.config import build_config
     from unpaired.data import data_root
+    from unpaired.devices import resolve_precision
     from unpaired.inference import load
     from unpaired.methods.tunit import TUNIT
     from unpaired.metrics.digits import accuracy, ensure_feature_net
     from unpaired.training.logging import read_metrics
-    from unpaired.training.trainer import Trainer, resolve_precision
+    from unpaired.training.trainer import Trainer
 
     args = parse_args()
     started_all = time.perf_counter()

@@ -216,7 +216,7 @@ def test_protocol_writes_its_report_and_no_target_label_reaches_training(tmp_pat
     nets = load_checkpoint(tmp_path / "a" / "translator")["nets"]
     assert_identical(nets, load_checkpoint(tmp_path / "b" / "translator")["nets"], "translator")
     # the default translator (unit_adaptation) trained against the run's own source-only classifier, frozen
-    from unpaired.metrics.digits import load_digit_network
+    from unpaired.nn.classifiers import load_digit_network
 
     assert honest["translator_config"] == "unit_adaptation" and honest["semantic_consistency"]
     judge = load_digit_network(tmp_path / "a" / "source_classifier.pt").state_dict()

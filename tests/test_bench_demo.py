@@ -9,7 +9,7 @@ from pathlib import Path
 from test_data import tiny_mnist, tiny_usps_h5
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import demo as bench_demo  # noqa: E402
+import demo as bench_demo
 
 
 def test_quick_demo_benchmark_writes_its_report(tmp_path, monkeypatch):

@@ -9,7 +9,6 @@ from test_data import tiny_mnist, tiny_usps_h5
 
 import unpaired.metrics.digits as digits
 from unpaired.metrics.digits import (
-    DigitClassifier,
     accuracy,
     digit_features,
     digit_fid,
@@ -19,6 +18,7 @@ from unpaired.metrics.digits import (
     train_feature_net,
 )
 from unpaired.metrics.frechet import frechet_distance
+from unpaired.nn.classifiers import DigitClassifier
 
 
 def bars(n: int, domain: str = "a", classes: int = 4, size: int = 16, seed: int = 0):

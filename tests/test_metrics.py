@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 
 from unpaired.metrics.digits import (
-    DigitClassifier,
     accuracy,
     class_preservation,
     predict,
     to_unit_range,
     train_classifier,
 )
+from unpaired.nn.classifiers import DigitClassifier
 
 
 def bars(n: int, classes: int = 4, size: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

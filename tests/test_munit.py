@@ -29,14 +29,13 @@ from unpaired.metrics.diversity import (
     translation_diversity,
 )
 from unpaired.nn.adain import (
-    MLP,
     AdaptiveInstanceNorm2d,
     adain_layers,
     adain_params,
     assign_adain_params,
     num_adain_params,
 )
-from unpaired.nn.blocks import ConvBlock, LayerNorm, make_norm
+from unpaired.nn.blocks import MLP, ConvBlock, LayerNorm, make_norm
 from unpaired.nn.decoders import UpsamplingDecoder
 from unpaired.nn.vgg import LAYERS, LPIPS_LAYERS, VGG16Features, load_vgg16_features
 from unpaired.training.batches import fixed_batch

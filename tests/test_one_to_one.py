@@ -31,8 +31,8 @@ from unpaired.methods.distancegan import DistanceGAN
 from unpaired.methods.gcgan import GcGAN
 from unpaired.nn.discriminators import PatchDiscriminator
 from unpaired.nn.generators import ResnetGenerator, UNetGenerator
+from unpaired.nn.image_pool import ImagePool
 from unpaired.training.checkpoint import latest_checkpoint, load_checkpoint
-from unpaired.training.image_pool import ImagePool
 from unpaired.training.trainer import Trainer
 
 METHOD_NAMES = ("cyclegan", "distancegan", "gcgan")

@@ -17,6 +17,7 @@ from conftest import TINY, assert_identical, make_image_folders, tiny_config
 from omegaconf import OmegaConf
 from PIL import Image
 
+import unpaired.devices as devices
 import unpaired.training.trainer as trainer_module
 from unpaired.data import DataError, FolderSource, TensorSource
 from unpaired.methods.unit import UNIT
@@ -418,19 +419,19 @@ def test_bf16_and_channels_last_train(data, tmp_path):
 ])
 def test_auto_precision_takes_bf16_only_where_it_measured_faster(monkeypatch, cpuinfo, speedup, expected):
     measured = []
-    monkeypatch.setattr(trainer_module, "cpu_info", lambda: cpuinfo)
-    monkeypatch.setattr(trainer_module, "cpu_bf16_speedup", lambda threads: measured.append(threads) or speedup)
-    assert trainer_module.resolve_precision("auto", torch.device("cpu")) == expected
+    monkeypatch.setattr(devices, "cpu_info", lambda: cpuinfo)
+    monkeypatch.setattr(devices, "cpu_bf16_speedup", lambda threads: measured.append(threads) or speedup)
+    assert devices.resolve_precision("auto", torch.device("cpu")) == expected
     assert bool(measured) == ("bf16" in cpuinfo)
-    assert trainer_module.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert devices.resolve_precision("fp32", torch.device("cpu")) == "fp32"
 
 
 def test_cpu_bf16_speedup_is_a_measurement_that_leaves_the_random_stream_alone():
     torch.manual_seed(3)
     expected = torch.rand(4)
     torch.manual_seed(3)
-    trainer_module.cpu_bf16_speedup.cache_clear()
-    speedup = trainer_module.cpu_bf16_speedup(torch.get_num_threads())
+    devices.cpu_bf16_speedup.cache_clear()
+    speedup = devices.cpu_bf16_speedup(torch.get_num_threads())
     assert torch.equal(torch.rand(4), expected)
     assert 0.05 < speedup < 20  # a ratio of two timings of the same convolution
 

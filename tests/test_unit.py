@@ -271,7 +271,7 @@ def test_unknown_norm_or_padding_in_config():
 def saved_classifier(path, channels: int = 3):
     """A DigitClassifier with non-trivial batch-norm statistics (as a trained one has), saved as the semantic
     term's judge file."""
-    from unpaired.metrics.digits import DigitClassifier, save_digit_network
+    from unpaired.nn.classifiers import DigitClassifier, save_digit_network
 
     torch.manual_seed(3)
     model = DigitClassifier(channels)
@@ -281,7 +281,8 @@ def saved_classifier(path, channels: int = 3):
 
 
 def test_semantic_term_needs_a_classifier_file_and_names_a_bad_one(tmp_path):
-    from unpaired.metrics.digits import DigitClassifier, save_feature_net
+    from unpaired.metrics.digits import save_feature_net
+    from unpaired.nn.classifiers import DigitClassifier
 
     semantic = {**ALL_WEIGHTS, "semantic": 1.0}
     with pytest.raises(ValueError, match=r"model\.semantic_classifier"):

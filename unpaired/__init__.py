@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def load(checkpoint: Any, device: str = "auto", use_ema: bool = True) -> Translator:
     """Load a checkpoint for inference; see ``unpaired.inference.load``."""
-    from unpaired.inference import load as _load
+    from unpaired.inference import load as _load  # function-local: `import unpaired` stays light (no torch)
 
     return _load(checkpoint, device=device, use_ema=use_ema)
 

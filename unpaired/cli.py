@@ -17,6 +17,9 @@ import click
 
 from unpaired.config import ConfigError, build_config
 
+# Commands import the rest of the package (torch, PIL, tqdm...) inside their bodies, never here: `unpaired --help`
+# and a mistyped option answer without loading torch.
+
 # the adaptation variants, named here without importing torch (the CLI starts fast)
 VARIANTS_CLI = ("source_only", "translated", "translated_self_ensembling", "self_ensembling", "ensemble",
                 "ensemble_without_translation", "discriminator_head", "target_supervised")
@@ -257,7 +260,9 @@ def demo(out: Path, minutes: float, overrides: tuple[str, ...], judge_steps: int
     3. the judges score the share of test digits whose translation keeps its class, against doing nothing.
     """
     from unpaired.data import DataError, data_root, missing_files
-    from unpaired.training.trainer import Trainer, cpu_name
+    from unpaired.devices import cpu_name
+    from unpaired.io import atomic_json
+    from unpaired.training.trainer import Trainer
 
     root = data_root()
     missing = missing_files("mnist", root) + missing_files("usps", root)
@@ -321,15 +326,6 @@ def _free_run_dir(out: Path) -> Path:
         run_dir = out.with_name(f"{out.name}-{n}")
         n += 1
     return run_dir
-
-
-def atomic_json(path: Path, payload: dict) -> None:
-    import json
-
-    from unpaired.training.checkpoint import atomic_write
-
-    text = json.dumps(payload, indent=2).encode()
-    atomic_write(path, lambda handle: handle.write(text))
 
 
 @cli.group("eval")

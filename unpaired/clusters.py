@@ -28,6 +28,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from unpaired.images import crop_and_flip, image_grid, to_float
+
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (57, 59, 121), (173, 73, 74),
            (99, 121, 57), (140, 109, 49), (123, 65, 115), (49, 130, 189), (230, 85, 13), (49, 163, 84),
@@ -105,8 +107,6 @@ def scatter_plot(points: Tensor, groups: Tensor, counts: list[int], explained: l
 
 
 def _batches(source: Any, image_size: int, batch_size: int, count: int) -> Iterator[Tensor]:
-    from unpaired.training.batches import crop_and_flip, to_float
-
     for start in range(0, count, batch_size):
         stop = min(count, start + batch_size)
         yield to_float(torch.stack([crop_and_flip(source[i], image_size, None, False) for i in range(start, stop)]))
@@ -139,9 +139,6 @@ def representatives(probabilities: Tensor, per_domain: int) -> dict[int, list[in
 
 def domain_sheet(source: Any, image_size: int, chosen: dict[int, list[int]], counts: list[int]) -> Image.Image:
     """One labelled row per pseudo domain that holds images: its representatives (centre crops)."""
-    from unpaired.training.batches import crop_and_flip, to_float
-    from unpaired.training.images import image_grid
-
     rows = {f"domain {j} ({counts[j]})": to_float(torch.stack([crop_and_flip(source[i], image_size, None, False)
                                                               for i in picks]))
             for j, picks in chosen.items() if picks}

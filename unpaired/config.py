@@ -116,7 +116,7 @@ class RunConfig:
 
 
 def _schema(method: str) -> DictConfig:
-    from unpaired.methods import METHODS
+    from unpaired.methods import METHODS  # function-local: the CLI imports config at start-up; methods load torch
 
     cls = METHODS.get(method)
     return OmegaConf.structured(RunConfig(method=method, model=cls.Config(), loss_weights=cls.Weights()))

@@ -15,10 +15,10 @@ from PIL import Image
 from torch import Tensor
 
 from unpaired.config import ConfigError, config_from_dict, to_object, weights_dict
-from unpaired.methods import Method, build_method
+from unpaired.devices import resolve_device
+from unpaired.images import pil_to_array, tensor_to_pil
+from unpaired.methods import METHODS, Method, build_method
 from unpaired.training.checkpoint import CheckpointError, load_checkpoint
-from unpaired.training.images import tensor_to_pil
-from unpaired.training.trainer import resolve_device
 
 
 class UnsupportedOptionError(ValueError):
@@ -73,15 +73,13 @@ class Translator:
         """PIL image -> 1 x C x H x W in [-1, 1]: the channels of ``domain`` (default: the source domain of
         ``direction``), shorter side ``size`` (default: the training image size), sides rounded to what the
         network's strides need."""
-        from unpaired.data.sources import _to_array
-
         size = size or self.image_size
         multiple = getattr(self.method, "size_multiple", 1)
         w, h = image.size
         scale = size / min(w, h)
         new_w = max(multiple, round(w * scale / multiple) * multiple)
         new_h = max(multiple, round(h * scale / multiple) * multiple)
-        array = _to_array(image.resize((new_w, new_h), Image.BICUBIC), self.channels(domain or direction[0]))
+        array = pil_to_array(image.resize((new_w, new_h), Image.BICUBIC), self.channels(domain or direction[0]))
         if array.ndim == 2:
             array = array[..., None]
         return torch.tensor(array).permute(2, 0, 1)[None].float().div(127.5).sub(1)  # copy: PIL's is read-only
@@ -113,8 +111,6 @@ def load(checkpoint: str | Path, device: str = "auto", use_ema: bool = True) -> 
     """Load a checkpoint (a file, or a run folder for its latest checkpoint) for inference."""
     device_ = resolve_device(device)
     state = load_checkpoint(Path(checkpoint), map_location=device_)
-    from unpaired.methods import METHODS
-
     if state["method"] not in METHODS:
         raise CheckpointError(f"{state['path']}: unknown method '{state['method']}' "
                               f"(this unpaired knows {', '.join(METHODS.names())})")

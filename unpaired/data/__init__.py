@@ -23,10 +23,11 @@ from .digits import (
 from .download import RESOURCES, Resource, download, md5sum
 from .errors import DataError, DataWarning
 from .paired import PairedFolderSource, open_pairs
-from .resolve import DomainPair, open_collection, open_domains
+from .resolve import open_collection, open_domains
 from .sources import (
     DATA_ENV,
     IMAGE_EXTENSIONS,
+    DomainPair,
     FolderSource,
     ImageSource,
     TensorSource,

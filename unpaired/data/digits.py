@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import DataError
-from .sources import DATA_ENV, TensorSource
+from .sources import DATA_ENV, FolderSource, TensorSource
 
 __all__ = [
     "DIGIT_CHANNELS",
@@ -150,7 +150,7 @@ def read_digit_h5(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     ``N x H x W x C``; float values are taken to lie in [0, 1], integers in 0-255. ``target`` holds N integer
     labels. Returns uint8 images (``N x H x W`` or ``N x C x H x W``) and int64 labels.
     """
-    import h5py
+    import h5py  # function-local: loads the HDF5 library (~20 ms), needed only for .h5 digit files
 
     try:
         with h5py.File(path, "r") as f:
@@ -273,7 +273,7 @@ def load_svhn(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise _missing(f"svhn/{split}", Path(root), [path])
     try:
-        from scipy.io import loadmat
+        from scipy.io import loadmat  # function-local: scipy is optional and slow to import (~0.2 s)
     except ImportError as e:
         raise DataError(
             f"{path}: reading SVHN .mat files needs scipy; install it with `pip install scipy`"
@@ -388,8 +388,6 @@ def load_class_folders(folder: Path, split: str, image_size: int, channels: int)
     Class folders named by integers get those integers as labels (``0/ ... 9/``); otherwise the sorted folder
     names are numbered from 0. Every class folder must hold at least one image.
     """
-    from .sources import FolderSource
-
     sub = class_folder_split(folder, split)
     if sub is None:
         raise DataError(f"{folder}: has no {split}/ folder with one sub-folder of images per class "

@@ -16,6 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from .errors import DataError
 
 __all__ = ["RESOURCES", "Resource", "download", "md5sum"]
@@ -93,8 +95,6 @@ def _fetch(url: str, res: Resource, dest: Path, timeout: float, progress: bool) 
             total = resp.headers.get("Content-Length")
             bar = None
             if progress:
-                from tqdm.auto import tqdm
-
                 bar = tqdm(
                     total=int(total) if total and total.isdigit() else None,
                     unit="B",

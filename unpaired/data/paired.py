@@ -25,13 +25,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from unpaired.images import pil_to_array
+
 from .errors import DataError, DataWarning
 from .sources import (
     IMAGE_EXTENSIONS,
+    DomainPair,
     FolderSource,
     _reason,
     _resize_short_side,
-    _to_array,
     check_source_options,
     list_images,
 )
@@ -193,7 +195,7 @@ class PairedFolderSource(FolderSource):
     def _decode(self, path: Path, resize: bool = True) -> np.ndarray:
         with Image.open(path) as im:
             im.load()  # full decode: truncated data raises here
-            array = _to_array(im, self.channels)
+            array = pil_to_array(im, self.channels)
         half = array.shape[1] // 2
         array = array[:, :half] if self.side == "a" else array[:, half:]
         if resize and self.load_size is not None:
@@ -205,8 +207,6 @@ class PairedFolderSource(FolderSource):
 def open_pairs(spec: str, split: str, *, image_size: int, channels: int | None, root: Path | None = None,
                on_bad_image: str = "fail"):
     """The two domains of ``pairs:DIR[@fraction]`` for ``split`` (see the module docstring)."""
-    from .resolve import DomainPair
-
     text, fraction = parse_pairs_spec(spec)
     folder = _find(text, root)
     if not folder.is_dir():

@@ -14,15 +14,15 @@ instead: one folder of images or of sub-folders of images; see :mod:`unpaired.da
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 from .collection import CollectionSource
 from .digits import DIGIT_CHANNELS, DIGIT_SETS, H5_SUFFIXES, is_labelled_set, open_labelled
 from .errors import DataError
-from .sources import DATA_ENV, FolderSource, ImageSource, data_root
+from .paired import open_pairs
+from .sources import DATA_ENV, DomainPair, FolderSource, ImageSource, data_root
 
-__all__ = ["DomainPair", "open_collection", "open_domains"]
+__all__ = ["open_collection", "open_domains"]
 
 FORMS = (
     "Accepted forms of --data:\n"
@@ -35,20 +35,6 @@ FORMS = (
     "                                files), last 20% test\n"
     f"Relative folders are looked up in the current folder, then in the data root (${DATA_ENV})."
 )
-
-
-@dataclass
-class DomainPair:
-    """The two domains (A and B) of one split, and a one-line description for logs; ``b`` is None for a single
-    mixed collection (``open_collection``)."""
-
-    a: ImageSource
-    b: ImageSource | None
-    description: str
-
-    def sources(self) -> dict[str, ImageSource]:
-        """{'a': A, 'b': B}, or {'a': the collection}."""
-        return {"a": self.a} if self.b is None else {"a": self.a, "b": self.b}
 
 
 def _find_folder(text: str, root: Path) -> Path | None:
@@ -146,8 +132,6 @@ def open_domains(
     if not spec:
         raise DataError(f"--data is empty.\n{FORMS}")
     if spec.lower().startswith("pairs:"):
-        from .paired import open_pairs
-
         return open_pairs(spec, split, image_size=image_size, channels=channels, root=root, on_bad_image=on_bad_image)
 
     folder = None if spec.lower() in DIGIT_SETS else _find_folder(spec, root)

@@ -14,18 +14,23 @@ import sys
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from unpaired.images import pil_to_array
 
 from .errors import DataError, DataWarning
 
 __all__ = [
     "DATA_ENV",
     "IMAGE_EXTENSIONS",
+    "DomainPair",
     "FolderSource",
     "ImageSource",
     "TensorSource",
@@ -126,6 +131,20 @@ class TensorSource(ImageSource):
         return f"{i:06d}.png"
 
 
+@dataclass
+class DomainPair:
+    """The two domains (A and B) of one split, and a one-line description for logs; ``b`` is None for a single
+    mixed collection (``open_collection``)."""
+
+    a: ImageSource
+    b: ImageSource | None
+    description: str
+
+    def sources(self) -> dict[str, ImageSource]:
+        """{'a': A, 'b': B}, or {'a': the collection}."""
+        return {"a": self.a} if self.b is None else {"a": self.a, "b": self.b}
+
+
 def list_images(folder: Path) -> tuple[list[Path], list[str]]:
     """Image files directly inside ``folder`` sorted by name, and the names of other files that were ignored
     (dangling links among them).
@@ -166,52 +185,6 @@ def left_out(folder: Path, names: list[str], shown: int = 3) -> str:
 def _reason(e: BaseException) -> str:
     msg = str(e).strip()
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
-
-
-def _to_array(im: Image.Image, channels: int) -> np.ndarray:
-    """Convert a decoded PIL image of any mode to a uint8 ``H x W`` (channels=1) or ``H x W x 3`` array.
-
-    Transparent pixels are composited onto white (the usual look of transparent PNGs in viewers, and what
-    dropping alpha would otherwise turn into arbitrary colours), and 16-bit gray is scaled by 255/65535 rather
-    than clipped, which is what PIL's own ``convert("L")`` would do.
-    """
-    mode = im.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        a = np.asarray(im).astype(np.float64)
-        a = np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8)
-        im = Image.fromarray(a)  # 2-D uint8 -> mode L
-        mode = "L"
-    elif mode == "1":
-        im = im.convert("L")
-        mode = "L"
-    elif mode == "P" or mode == "PA":
-        im = im.convert("RGBA") if (mode == "PA" or "transparency" in im.info) else im.convert("RGB")
-        mode = im.mode
-    elif mode == "L" and "transparency" in im.info:
-        im = im.convert("LA")
-        mode = "LA"
-    elif mode == "RGB" and "transparency" in im.info:
-        im = im.convert("RGBA")
-        mode = "RGBA"
-
-    if mode in ("LA", "La", "RGBA", "RGBa"):
-        if mode == "La":
-            im = im.convert("LA")
-        elif mode == "RGBa":
-            im = im.convert("RGBA")
-        a = np.asarray(im).astype(np.float32)
-        color, alpha = a[..., :-1], a[..., -1:] / 255.0
-        a = np.rint(color * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
-        im = Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)  # -> L or RGB
-        mode = im.mode
-
-    if channels == 1:
-        if mode != "L":
-            im = im.convert("RGB").convert("L") if mode not in ("RGB", "F") else im.convert("L")
-    else:
-        if mode != "RGB":
-            im = im.convert("RGB")
-    return np.asarray(im, dtype=np.uint8)
 
 
 def _resize_short_side(im: Image.Image, size: int) -> Image.Image:
@@ -319,10 +292,10 @@ class FolderSource(ImageSource):
         with Image.open(path) as im:
             im.load()  # forces the full decode: truncated data raises here (LOAD_TRUNCATED_IMAGES is False)
             if resize and self.load_size is not None:
-                arr = _to_array(im, self.channels)
+                arr = pil_to_array(im, self.channels)
                 small = _resize_short_side(Image.fromarray(arr), self.load_size)
                 return np.asarray(small, dtype=np.uint8)
-            return _to_array(im, self.channels)
+            return pil_to_array(im, self.channels)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -365,8 +338,6 @@ class FolderSource(ImageSource):
         problems: list[tuple[str, str]] = [(p, self._problems[p]) for p in self.skipped]
         items: Iterable[Path] = self.paths
         if progress:
-            from tqdm.auto import tqdm
-
             items = tqdm(self.paths, desc=f"checking {self.folder.name}", unit="img")
         seen = set(self.skipped)
         for p in items:

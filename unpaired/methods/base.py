@@ -29,6 +29,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from unpaired.losses.adversarial import GAN_KINDS, discriminator_loss, generator_loss, gradient_penalty
+from unpaired.nn.discriminators import MultiScaleDiscriminator
 from unpaired.registry import Registry
 
 Batch = dict[str, Tensor]
@@ -184,9 +186,6 @@ class MultiScaleGANConfig:
 def check_gan_setup(cfg: Any, image_size: int) -> None:
     """``model.gan_type`` is known; ``image_size`` suits the discriminators (``dis_layers``, ``dis_scales``)
     and the generator's ``n_down`` stride-2 layers."""
-    from unpaired.losses.adversarial import GAN_KINDS
-    from unpaired.nn.discriminators import MultiScaleDiscriminator
-
     if cfg.gan_type not in GAN_KINDS:
         raise ValueError(f"model.gan_type must be one of {', '.join(GAN_KINDS)}, got '{cfg.gan_type}'")
     smallest = MultiScaleDiscriminator.smallest_input(cfg.dis_layers, cfg.dis_scales)
@@ -204,8 +203,6 @@ def domain_discriminators(cfg: Any, channels: dict[str, int]) -> nn.ModuleDict:
     """One ``MultiScaleDiscriminator`` per domain from the ``dis_*`` options (LeakyReLU, as UNIT/MUNIT); with
     ``dis_shared_layers`` k > 0, every domain's scale s reuses the first domain's last k conv blocks and logit
     conv (the same modules, so one set of weights)."""
-    from unpaired.nn.discriminators import MultiScaleDiscriminator
-
     dis = nn.ModuleDict({
         d: MultiScaleDiscriminator(c, cfg.dis_dim, cfg.dis_layers, cfg.dis_scales, cfg.dis_norm, "lrelu",
                                    cfg.pad_type, cfg.dis_spectral)
@@ -228,8 +225,6 @@ def adversarial_terms(group: str, dis: nn.ModuleDict, real: dict[str, Tensor], f
     Group ``dis``: D_d's loss on ``real[d]`` against ``fake[d]`` detached (one call on both), plus ``gp/<d>``
     when ``penalty`` (WGAN-GP). Any other group: the generator's loss on D_d(fake[d]).
     """
-    from unpaired.losses.adversarial import discriminator_loss, generator_loss, gradient_penalty
-
     terms: dict[str, Tensor] = {}
     for d, fake_d in fake.items():
         if group != "dis":

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from unpaired.images import crop_and_flip
 from unpaired.losses.consistency import distance_loss, distance_statistics, pairwise_distances, self_distances
 from unpaired.methods.base import METHODS, Step
 from unpaired.methods.one_to_one import OneToOne, OneToOneConfig
@@ -79,8 +80,6 @@ class DistanceGAN(OneToOne):
     @torch.no_grad()
     def prepare(self, sources: dict[str, Any]) -> None:
         """Estimate mu, sigma of each active distance kind in each domain from the training images."""
-        from unpaired.training.batches import crop_and_flip
-
         for term, kind in KINDS.items():
             if not self.active(term):
                 continue

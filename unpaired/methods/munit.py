@@ -71,10 +71,11 @@ from unpaired.methods.base import (
     domain_discriminators,
     split_like,
 )
-from unpaired.nn.adain import MLP, adain_params, num_adain_params
-from unpaired.nn.blocks import ConvBlock, init_weights
+from unpaired.nn.adain import adain_params, num_adain_params
+from unpaired.nn.blocks import MLP, ConvBlock, init_weights
 from unpaired.nn.decoders import UpsamplingDecoder
 from unpaired.nn.encoders import DownsamplingEncoder
+from unpaired.nn.vgg import LAYERS, layer_stride, load_vgg16_features
 
 PAIRS = (("a", "b"), ("b", "a"))  # (source, target) of the two translations
 
@@ -186,8 +187,6 @@ class MUNIT(Method):
         if not cfg.train_style_std > 0:
             raise ValueError(f"model.train_style_std must be > 0, got {cfg.train_style_std}")
         if self.active("vgg"):
-            from unpaired.nn.vgg import LAYERS, layer_stride
-
             if not cfg.vgg_weights:
                 raise ValueError("loss_weights.vgg > 0 needs model.vgg_weights: a VGG16 state_dict file "
                                  "(torchvision layout); weights are never downloaded")
@@ -232,8 +231,6 @@ class MUNIT(Method):
 
     def _perceptual_features(self, device: torch.device) -> Any:
         if self._vgg is None:
-            from unpaired.nn.vgg import load_vgg16_features
-
             object.__setattr__(self, "_vgg", load_vgg16_features(self.cfg.vgg_weights, (self.cfg.vgg_layer,)))
         if self._vgg.mean.device != device:
             self._vgg.to(device)

@@ -37,7 +37,7 @@ from unpaired.methods.base import DIRECTIONS, Batch, Method, Step, cat_batches
 from unpaired.nn.blocks import init_weights
 from unpaired.nn.discriminators import PatchDiscriminator
 from unpaired.nn.generators import UPSAMPLING, ResnetGenerator, UNetGenerator
-from unpaired.training.image_pool import ImagePool
+from unpaired.nn.image_pool import ImagePool
 
 GENERATORS = ("resnet", "unet", "encdec")
 Plan = list[tuple[str, str, str]]

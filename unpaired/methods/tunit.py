@@ -84,13 +84,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unpaired.images import crop_and_flip, to_float
 from unpaired.losses.adversarial import discriminator_loss, generator_loss, r1_penalty
 from unpaired.losses.clustering import info_nce, mutual_information
 from unpaired.losses.reconstruction import l1
 from unpaired.methods.base import METHODS, Batch, Method, Step, cat_batches, split_like
-from unpaired.nn.adain import MLP, adain_params, num_adain_params
+from unpaired.nn.adain import adain_params, num_adain_params
 from unpaired.nn.augment import Augmentation, shuffle_tiles
-from unpaired.nn.blocks import ConvBlock, init_weights
+from unpaired.nn.blocks import MLP, ConvBlock, init_weights
 from unpaired.nn.decoders import UpsamplingDecoder
 from unpaired.nn.encoders import DownsamplingEncoder
 
@@ -382,8 +383,6 @@ class TUNIT(Method):
     def prepare(self, sources: dict[str, Any]) -> None:
         """Fill the queue with the keys of ``QUEUE_SEED_IMAGES`` augmented images spread over the collection, so
         the first steps already have negatives (official: initialize_queue, one batch)."""
-        from unpaired.training.batches import crop_and_flip, to_float
-
         source = sources["a"]
         picks = torch.linspace(0, len(source) - 1, min(len(source), QUEUE_SEED_IMAGES)).round().long().unique()
         device = self.queue.keys.device

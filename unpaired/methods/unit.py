@@ -25,7 +25,7 @@ Objective (paper eq. 6-9), with the term names used as ``loss_weights`` keys:
 - ``semantic`` (0 by default; not in the UNIT paper): CyCADA's semantic consistency (Hoffman et al., "CyCADA:
   Cycle-Consistent Adversarial Domain Adaptation", ICML 2018, eq. 4), for domain adaptation: a frozen digit
   classifier trained on domain-a labels (``semantic_classifier``, a file of
-  ``unpaired.metrics.digits.save_digit_network``) must read in each translation x_ab, x_ba the class it reads in
+  ``unpaired.nn.classifiers.save_digit_network``) must read in each translation x_ab, x_ba the class it reads in
   its input x_a, x_b. It needs no label (pseudo-labels of the frozen classifier), and it keeps the translations'
   classes where UNIT alone lets the cycle be met through detail hidden in a translation of another digit.
 
@@ -61,6 +61,7 @@ from unpaired.methods.base import (
     split_like,
 )
 from unpaired.nn.blocks import ResBlocks, init_weights
+from unpaired.nn.classifiers import DigitClassifier, load_digit_network
 from unpaired.nn.decoders import UpsamplingDecoder
 from unpaired.nn.encoders import DownsamplingEncoder
 
@@ -136,14 +137,11 @@ class UNIT(Method):
             if channels["a"] != channels["b"]:
                 raise ValueError(f"model.semantic_classifier reads both domains, which need one channel count; got "
                                  f"a {channels['a']}, b {channels['b']}")
-            from unpaired.metrics.digits import DigitClassifier
 
             self.semantic_classifier = DigitClassifier(channels["a"]).requires_grad_(False).eval()
 
     def prepare(self, sources: dict) -> None:
         if self.semantic_classifier is not None:
-            from unpaired.metrics.digits import load_digit_network
-
             path = self.cfg.semantic_classifier
             classifier = load_digit_network(path, "digit_classifier")
             if classifier[0].in_channels != self.channels["a"]:

@@ -69,7 +69,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from .digits import DigitClassifier, accuracy, class_probabilities, digit_fid, ensure_feature_net, to_unit_range
+from unpaired.config import PACKAGED_CONFIGS, ConfigError, apply_overrides, build_config
+from unpaired.data import DIGIT_CHANNELS, TensorSource, data_root, open_labelled
+from unpaired.devices import resolve_device, resolve_precision
+from unpaired.images import save_grid
+from unpaired.inference import load as load_translator
+from unpaired.io import atomic_json, atomic_write
+from unpaired.metrics.digits import accuracy, class_probabilities, digit_fid, ensure_feature_net, to_unit_range
+from unpaired.nn.classifiers import DigitClassifier, load_digit_network, save_digit_network
+from unpaired.training.batches import StepBatches
+from unpaired.training.trainer import RunFolderError, Trainer
 
 VARIANTS = ("source_only", "translated", "translated_self_ensembling", "self_ensembling", "ensemble",
             "ensemble_without_translation", "discriminator_head", "target_supervised")
@@ -125,8 +134,6 @@ class AdaptationSettings:
 
     def check(self) -> None:
         """Raise ``ConfigError`` naming the first bad setting."""
-        from unpaired.config import ConfigError
-
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown or not self.variants:
             raise ConfigError(f"unknown adaptation variant(s) {unknown or '(none given)'}; choose from "
@@ -286,8 +293,6 @@ class DigitDomains:
 
 
 def load_digit_domains(settings: AdaptationSettings, root: Path) -> DigitDomains:
-    from unpaired.data import DIGIT_CHANNELS, open_labelled
-
     channels = 1 if all(DIGIT_CHANNELS.get(n.lower(), 1) == 1 for n in (settings.source, settings.target)) else 3
 
     def load(name: str, split: str) -> tuple[Tensor, Tensor]:
@@ -306,8 +311,6 @@ def load_digit_domains(settings: AdaptationSettings, root: Path) -> DigitDomains
 
 def translator_config_name(settings: AdaptationSettings) -> str:
     """The translator config: the user's, else ``<method>_adaptation`` where shipped, else ``<method>_digits``."""
-    from unpaired.config import PACKAGED_CONFIGS
-
     if settings.config:
         return settings.config
     shipped = (PACKAGED_CONFIGS / f"{settings.method}_adaptation.yaml").is_file()
@@ -320,8 +323,6 @@ def wants_semantic_classifier(cfg: Any) -> bool:
 
 
 def _translator_config(settings: AdaptationSettings, classes: int, progress: bool = True) -> Any:
-    from unpaired.config import build_config
-
     sets = [f"data.source={settings.source}:{settings.target}", f"data.image_size={settings.image_size}",
             f"train.seed={settings.seed}", f"train.precision={settings.precision}",
             f"train.progress={str(progress).lower()}"]
@@ -331,8 +332,6 @@ def _translator_config(settings: AdaptationSettings, classes: int, progress: boo
         sets.append(f"train.max_minutes={settings.translator_minutes}")
     cfg = build_config(settings.method, [translator_config_name(settings)], sets + list(settings.overrides))
     if "discriminator_head" in settings.variants:  # the paper's way: the head, and CoGAN-style shared D layers
-        from unpaired.config import ConfigError, apply_overrides
-
         if "classes" not in cfg.model:
             raise ConfigError(f"the discriminator_head row needs a method with a classifier head (unit); "
                               f"{settings.method} has none")
@@ -344,22 +343,16 @@ def _translator_config(settings: AdaptationSettings, classes: int, progress: boo
 def train_translator(settings: AdaptationSettings, cfg: Any, run_dir: Path, progress: bool = True) -> Any:
     """Train (or, when ``run_dir`` holds an unfinished run of the same settings, resume) the translator of config
     ``cfg`` on the unlabelled training images of both domains; returns the Translator."""
-    from unpaired.inference import load
-    from unpaired.training.trainer import Trainer
-
     done = run_dir / "translator_done.json"
     if done.is_file():  # a finished translator (e.g. of a run killed later, while training classifiers)
         _stage(progress, f"translator: reusing the finished {cfg.method} in {run_dir}")
-        return load(run_dir, device=json.loads(done.read_text())["device"])
+        return load_translator(run_dir, device=json.loads(done.read_text())["device"])
     resume = (run_dir / "config.yaml").is_file()  # killed while training: continue exactly where it stopped
     budget = f", {cfg.train.max_minutes:g} min at most" if cfg.train.max_minutes else ""
     _stage(progress, f"translator: {'continuing' if resume else 'training'} {cfg.method} for up to "
                      f"{cfg.train.max_steps} steps{budget} in {run_dir}")
     trainer = Trainer(cfg, run_dir, resume=resume)
     if settings.limit is not None:  # quick checks: train on the same first images the classifiers use
-        from unpaired.data import TensorSource
-        from unpaired.training.batches import StepBatches
-
         small = {d: TensorSource(s.images[:settings.limit], None, s.name) for d, s in  # type: ignore[union-attr]
                  (("a", trainer.domains.a), ("b", trainer.domains.b))}
         trainer.batches = StepBatches(small, cfg.train.batch_size, cfg.data.image_size, cfg.train.seed,
@@ -367,10 +360,8 @@ def train_translator(settings: AdaptationSettings, cfg: Any, run_dir: Path, prog
     result = trainer.fit()
     summary = {"step": result.step, "stopped_by": result.stopped_by, "seconds": round(result.seconds, 1),
                "images_per_second": round(result.images_per_second, 1), "device": str(trainer.device)}
-    from unpaired.training.checkpoint import atomic_write
-
-    atomic_write(done, lambda handle: handle.write(json.dumps(summary).encode()))
-    return load(run_dir, device=str(trainer.device))
+    atomic_json(done, summary, indent=None)
+    return load_translator(run_dir, device=str(trainer.device))
 
 
 @torch.no_grad()
@@ -416,8 +407,6 @@ def source_classifier(domains: DigitDomains, settings: AdaptationSettings, out: 
     """The ``source_only`` classifier (source digits and labels only), trained once per run folder and kept in
     ``out``/source_classifier.pt: it is both the no-adaptation row and the frozen judge of a translator's
     semantic-consistency term. A killed run reuses the file."""
-    from .digits import load_digit_network, save_digit_network
-
     path = out / SOURCE_CLASSIFIER_FILE
     if path.is_file():
         _stage(progress, f"classifier source_only: reusing {path}")
@@ -437,9 +426,6 @@ def claim_run_folder(out: Path, settings: AdaptationSettings) -> None:
     """Create ``out`` and record the run's settings there, or check that a folder used before ran the very same
     settings: its finished translator and source classifier are reused, so a folder of other settings (another
     config, seed, size...) is refused with the differences, never mixed into this run."""
-    from unpaired.training.checkpoint import atomic_write
-    from unpaired.training.trainer import RunFolderError
-
     path = out / SETTINGS_FILE
     mine = asdict(settings)
     if path.is_file():
@@ -453,8 +439,7 @@ def claim_run_folder(out: Path, settings: AdaptationSettings) -> None:
         raise RunFolderError(f"{out}: folder exists, is not empty and holds no {SETTINGS_FILE} of an adaptation "
                              "run; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(mine, indent=2).encode()
-    atomic_write(path, lambda handle: handle.write(text))
+    atomic_json(path, mine)
 
 
 def _stage(progress: bool, text: str) -> None:
@@ -467,9 +452,6 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
                    device: str = "auto", progress: bool = True) -> dict[str, Any]:
     """One full adaptation run into ``out`` (translator/, report.json, report.md, examples.png); with
     ``progress``, each stage says on stderr that it starts and shows a progress bar."""
-    from unpaired.data import data_root
-    from unpaired.training.trainer import resolve_device, resolve_precision
-
     settings.check()
     root = data_root() if root is None else Path(root)
     out = Path(out)
@@ -498,8 +480,6 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
     if needs_translator:
         t0 = time.perf_counter()
         if semantic:
-            from unpaired.config import apply_overrides
-
             cfg = apply_overrides(cfg, [f"model.semantic_classifier={source_file.resolve()}"])  # type: ignore[union-attr]
         translator = train_translator(settings, cfg, out / "translator", progress)
         timings["translator"] = time.perf_counter() - t0
@@ -605,8 +585,6 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
 
 def write_examples(sources: Tensor, translations: Tensor, path: Path) -> Path:
     """Two rows: source test digits, and their translations."""
-    from unpaired.training.images import save_grid
-
     return save_grid({"source": to_unit_range(sources), "translated": to_unit_range(translations)}, path)
 
 
@@ -634,10 +612,7 @@ def markdown_report(report: dict[str, Any]) -> str:
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:
-    from unpaired.training.checkpoint import atomic_write
-
-    text = json.dumps(report, indent=2).encode()
-    atomic_write(out / "report.json", lambda handle: handle.write(text))
+    atomic_json(out / "report.json", report)
     md = markdown_report(report).encode()
     atomic_write(out / "report.md", lambda handle: handle.write(md))
 

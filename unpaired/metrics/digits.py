@@ -17,20 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-
-class DigitClassifier(nn.Sequential):
-    """Three 3x3 conv stages (32, 64, 128 channels) with max pooling, global pooling, a linear layer."""
-
-    def __init__(self, in_channels: int = 1, classes: int = 10) -> None:
-        def stage(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-        super().__init__(
-            *stage(in_channels, 32), nn.MaxPool2d(2),
-            *stage(32, 64), nn.MaxPool2d(2),
-            *stage(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-            nn.Dropout(0.2), nn.Linear(128, classes),
-        )
+from unpaired.data import data_root, open_digits, open_labelled
+from unpaired.metrics.frechet import frechet_distance
+from unpaired.nn.classifiers import DigitClassifier, load_digit_network, save_digit_network
 
 
 def to_unit_range(images: Tensor) -> Tensor:
@@ -99,8 +88,6 @@ def train_digit_judges(root: object, size: int, channels: dict[str, int], names:
                        steps: int = 600, progress: bool = True) -> dict[str, DigitClassifier]:
     """One judge per domain (``a``: ``names[0]``, ``b``: ``names[1]``), each trained on that real domain's labelled
     training digits at the translator's ``size`` and ``channels``; a progress bar each unless ``progress`` is False."""
-    from unpaired.data import open_digits
-
     judges = {}
     for domain, name in zip("ab", names, strict=True):
         train = open_digits(name, root, "train", size, channels[domain])
@@ -117,8 +104,6 @@ def score_digit_translation(translator: object, root: object, names: tuple[str, 
 
     ``translator`` is an ``unpaired.inference.Translator`` trained on ``names[0]:names[1]``.
     """
-    from unpaired.data import open_digits
-
     size = translator.image_size  # type: ignore[attr-defined]
     channels = {d: translator.channels(d) for d in "ab"}  # type: ignore[attr-defined]
     if judges is None:
@@ -149,7 +134,6 @@ def score_digit_translation(translator: object, root: object, names: tuple[str, 
 # and the same set sizes (FID is biased by the sample size).
 
 FEATURE_NET_FILE = "digit_features.pt"
-FEATURE_NET_FORMAT = 1
 
 
 def train_feature_net(sets: list[tuple[Tensor, Tensor]], steps: int = 1000, batch_size: int = 128,
@@ -233,8 +217,6 @@ def digit_features(model: nn.Module, images: Tensor, batch_size: int = 512) -> T
 def digit_fid(model: nn.Module, fake_images: Tensor, real_images: Tensor) -> float:
     """Frechet distance between the digit features of ``fake_images`` (e.g. translations) and ``real_images``
     (real target-domain digits). Compare values only at equal set sizes and with the same feature network."""
-    from unpaired.metrics.frechet import frechet_distance
-
     return frechet_distance(digit_features(model, fake_images), digit_features(model, real_images))
 
 
@@ -242,48 +224,6 @@ def feature_net_path(path: str | Path) -> Path:
     """A folder -> its ``FEATURE_NET_FILE``; a file path is kept."""
     path = Path(path)
     return path / FEATURE_NET_FILE if path.is_dir() or not path.suffix else path
-
-
-def save_digit_network(model: DigitClassifier, path: str | Path, kind: str = "digit_classifier",
-                       **info: Any) -> Path:
-    """Write a ``DigitClassifier`` to the file ``path`` atomically as plain data that ``torch.load(...,
-    weights_only=True)`` opens: ``{"kind", "format", "state_dict", "in_channels", "image_size", "info"}``.
-    ``kind`` says what the network is for (``digit_features``: the FID network; ``digit_classifier``: e.g. the
-    source classifier of a semantic-consistency term); ``info``: plain values to keep with it."""
-    from unpaired.training.checkpoint import atomic_write
-
-    path = Path(path)
-    state = {"kind": kind, "format": FEATURE_NET_FORMAT,
-             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-             "in_channels": int(model[0].in_channels), "image_size": getattr(model, "image_size", None),
-             "info": info}
-    atomic_write(path, lambda handle: torch.save(state, handle))
-    return path
-
-
-def load_digit_network(path: str | Path, kind: str = "digit_classifier",
-                       device: str | torch.device = "cpu") -> DigitClassifier:
-    """Read a network of ``kind`` written by ``save_digit_network`` (never runs code from the file); eval mode,
-    with ``image_size`` and ``info`` attributes. A missing file, another kind or a damaged file raise an error
-    naming the file."""
-    path = Path(path)
-    what = ("digit feature network" if kind == "digit_features" else kind.replace("_", " ")) + " file"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no {what} here") from None
-    except Exception as err:
-        raise ValueError(f"{path}: not a {what} ({err})") from err
-    if not isinstance(state, dict) or state.get("kind") != kind:
-        found = state.get("kind") if isinstance(state, dict) else None
-        raise ValueError(f"{path}: not a {what}" + (f" (it holds a {found})" if found else ""))
-    if state.get("format", 0) > FEATURE_NET_FORMAT:
-        raise ValueError(f"{path}: format {state['format']} is newer than this unpaired reads ({FEATURE_NET_FORMAT})")
-    model = DigitClassifier(state["in_channels"])
-    model.load_state_dict(state["state_dict"])
-    model.image_size = state["image_size"]
-    model.info = dict(state.get("info") or {})
-    return model.to(device).eval()
 
 
 def save_feature_net(model: DigitClassifier, path: str | Path, **info: Any) -> Path:
@@ -310,8 +250,6 @@ def ensure_feature_net(folder: str | Path, root: Any = None, names: tuple[str, .
     class-folder trees, see :func:`unpaired.data.open_labelled`) (read from ``root``, default the data
     root), resized to ``image_size`` with ``channels``; accuracy on each ``test`` split is kept in ``info``.
     An existing file trained with other sets, size or channels is an error, never silently replaced."""
-    from unpaired.data import data_root, open_labelled
-
     path = feature_net_path(folder)
     wanted = {"sets": list(names), "image_size": image_size, "channels": channels}
     if path.exists():

@@ -37,6 +37,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
+from tqdm import tqdm
+
+from unpaired.data import DataError
+from unpaired.data.paired import PairedFolderSource
+from unpaired.images import image_grid, to_uint8
+from unpaired.io import atomic_write
 
 DEFAULT_DELTAS = (5, 10, 20)
 GT_RESIZE = ("linear", "area")
@@ -197,9 +203,6 @@ def evaluate_pairs(translator: Any, folder: Path, direction: str = "a2b", size: 
     ``indices`` picks files by natural-order position (None: all); ``limit`` keeps the first N of them;
     ``data`` and ``checkpoint`` are only recorded in the report.
     """
-    from unpaired.data.paired import PairedFolderSource
-    from unpaired.training.images import to_uint8
-
     if direction not in ("a2b", "b2a"):
         raise ValueError(f"direction must be a2b or b2a, got {direction!r}")
     if gt_resize not in GT_RESIZE:
@@ -219,8 +222,6 @@ def evaluate_pairs(translator: Any, folder: Path, direction: str = "a2b", size: 
     shown: dict[str, list[Tensor]] = {"source": [], "output": [], "truth": []}
     starts = range(0, count, batch_size)
     if progress and count > batch_size:
-        from tqdm import tqdm
-
         starts = tqdm(starts, desc=f"eval paired {direction}", unit="batch")
     for start in starts:
         stop = min(start + batch_size, count)
@@ -244,8 +245,6 @@ def evaluate_pairs(translator: Any, folder: Path, direction: str = "a2b", size: 
 
 def check_outputs(out: Path, overwrite: bool) -> None:
     """Refuse (DataError) to replace report files already in ``out`` unless ``overwrite``."""
-    from unpaired.data import DataError
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: is a file; --out needs a folder for the report files")
@@ -257,9 +256,6 @@ def check_outputs(out: Path, overwrite: bool) -> None:
 
 def write_report(report: PairedReport, out: Path, overwrite: bool = False) -> dict[str, Path]:
     """Write report.json, report.md, per_image.csv and examples.png into ``out`` (atomically, each)."""
-    from unpaired.training.checkpoint import atomic_write
-    from unpaired.training.images import image_grid
-
     check_outputs(out, overwrite)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Adaptive instance normalisation (AdaIN) and the MLP that produces its parameters.
+"""Adaptive instance normalisation (AdaIN); the MLP that produces its parameters is ``nn.blocks.MLP``.
 
 AdaIN (Huang & Belongie, ICCV 2017; used by MUNIT, Huang et al. ECCV 2018, eq. 7) normalises each
 channel of each sample and applies an affine transform whose parameters come from outside the network:
@@ -92,36 +92,3 @@ def adain_params(module: nn.Module, params: Tensor) -> Iterator[nn.Module]:
         yield module
     finally:
         clear_adain_params(module)
-
-
-class LinearBlock(nn.Sequential):
-    """linear -> activation (the MLP layer of MUNIT; its LinearBlock's norm option is unused there)."""
-
-    def __init__(self, in_features: int, out_features: int, activation: str = "relu") -> None:
-        from unpaired.nn.blocks import make_activation
-
-        super().__init__(nn.Linear(in_features, out_features), make_activation(activation))
-
-
-class MLP(nn.Sequential):
-    """``n_layers`` linear layers: in -> dim (act) -> ... -> dim (act) -> out (no activation).
-
-    MUNIT maps the style code (style_dim 8) to the decoder's AdaIN parameters with 3 layers of width 256
-    (NVlabs/MUNIT configs: mlp_dim 256; networks.py: MLP(style_dim, num_adain_params, mlp_dim, 3)).
-    Inputs may be N x D or N x D x 1 x 1 (the style encoder's output).
-    """
-
-    def __init__(self, in_features: int, out_features: int, dim: int = 256, n_layers: int = 3,
-                 activation: str = "relu") -> None:
-        if n_layers < 1:
-            raise ValueError(f"an MLP needs at least one layer, got n_layers={n_layers}")
-        layers: list[nn.Module] = []
-        width = in_features
-        for _ in range(n_layers - 1):
-            layers.append(LinearBlock(width, dim, activation))
-            width = dim
-        layers.append(nn.Linear(width, out_features))
-        super().__init__(*layers)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.flatten(1))

@@ -232,3 +232,34 @@ def init_weights(module: nn.Module, kind: str = "kaiming", gain: float = 0.02) -
                 raise ValueError(f"unknown init '{kind}'; valid: kaiming, gaussian, xavier, orthogonal")
             if m.bias is not None:
                 m.bias.zero_()
+
+
+class LinearBlock(nn.Sequential):
+    """linear -> activation (the MLP layer of MUNIT; its LinearBlock's norm option is unused there)."""
+
+    def __init__(self, in_features: int, out_features: int, activation: str = "relu") -> None:
+        super().__init__(nn.Linear(in_features, out_features), make_activation(activation))
+
+
+class MLP(nn.Sequential):
+    """``n_layers`` linear layers: in -> dim (act) -> ... -> dim (act) -> out (no activation).
+
+    MUNIT maps the style code (style_dim 8) to the decoder's AdaIN parameters with 3 layers of width 256
+    (NVlabs/MUNIT configs: mlp_dim 256; networks.py: MLP(style_dim, num_adain_params, mlp_dim, 3)).
+    Inputs may be N x D or N x D x 1 x 1 (the style encoder's output).
+    """
+
+    def __init__(self, in_features: int, out_features: int, dim: int = 256, n_layers: int = 3,
+                 activation: str = "relu") -> None:
+        if n_layers < 1:
+            raise ValueError(f"an MLP needs at least one layer, got n_layers={n_layers}")
+        layers: list[nn.Module] = []
+        width = in_features
+        for _ in range(n_layers - 1):
+            layers.append(LinearBlock(width, dim, activation))
+            width = dim
+        layers.append(nn.Linear(width, out_features))
+        super().__init__(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.flatten(1))

@@ -16,6 +16,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from unpaired.data.sources import ImageSource
+from unpaired.images import crop_and_flip, to_float
 
 _MIX = 0x9E3779B97F4A7C15  # odd 64-bit constant: spreads consecutive seeds apart
 
@@ -25,11 +26,6 @@ def mix_seed(*parts: int) -> int:
     for part in parts:
         state = (state * _MIX + part + 1) % (2**63 - 1)
     return state
-
-
-def to_float(image: Tensor) -> Tensor:
-    """uint8 [0, 255] -> float [-1, 1]."""
-    return image.float().div_(127.5).sub_(1.0)
 
 
 def dither_if_flat(image: Tensor, gen: torch.Generator) -> Tensor:
@@ -48,25 +44,6 @@ def dither_if_flat(image: Tensor, gen: torch.Generator) -> Tensor:
     if not flat:
         return image
     return (image + (torch.rand(image.shape, generator=gen) * 2 - 1) / 127.5).clamp_(-1.0, 1.0)
-
-
-def crop_and_flip(image: Tensor, size: int, gen: torch.Generator | None, flip: bool) -> Tensor:
-    """Random (gen given) or centre square crop of side ``size``, then an optional random flip."""
-    _, h, w = image.shape
-    if h < size or w < size:
-        image = torch.nn.functional.interpolate(image[None].float(), scale_factor=size / min(h, w),
-                                                mode="bilinear", antialias=True, align_corners=False)[0]
-        image = image.round_().clamp_(0, 255).to(torch.uint8)
-        _, h, w = image.shape
-    if gen is None:
-        top, left = (h - size) // 2, (w - size) // 2
-    else:
-        top = int(torch.randint(0, h - size + 1, (1,), generator=gen))
-        left = int(torch.randint(0, w - size + 1, (1,), generator=gen))
-    image = image[:, top:top + size, left:left + size]
-    if flip and gen is not None and bool(torch.rand(1, generator=gen) < 0.5):
-        image = image.flip(-1)
-    return image
 
 
 class StepBatches(Dataset):

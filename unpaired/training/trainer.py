@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import json
 import math
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
@@ -29,11 +30,13 @@ from tqdm import tqdm
 
 from unpaired.config import ConfigError, apply_overrides, config_from_dict, to_dict, to_object, weights_dict
 from unpaired.data import open_collection, open_domains
+from unpaired.devices import resolve_device, resolve_precision
+from unpaired.images import image_grid, save_grid
+from unpaired.io import atomic_write
 from unpaired.methods import METHODS, Method, build_method
 from unpaired.training.batches import StepBatches, fixed_batch, iterate_steps, mix_seed
 from unpaired.training.checkpoint import (
     CheckpointError,
-    atomic_write,
     latest_checkpoint,
     load_checkpoint,
     restore_rng,
@@ -48,7 +51,6 @@ from unpaired.training.distributed import (
     init_world,
     wait_for_all,
 )
-from unpaired.training.images import image_grid, save_grid
 from unpaired.training.logging import MetricsLog
 from unpaired.training.memory import fix_malloc_mmap_threshold
 
@@ -62,82 +64,6 @@ class NonFiniteLossError(FloatingPointError):
 
 class RunFolderError(FileExistsError):
     """The output folder holds an earlier run and --resume was not given."""
-
-
-def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
-    """'auto' -> CUDA when available (the process's own GPU under torchrun), else CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and local_rank is not None:
-        name = f"cuda:{local_rank}"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name} but CUDA is not available on this machine")
-    return device
-
-
-BF16_MIN_SPEEDUP = 1.2
-"""``precision=auto`` takes bf16 on a CPU only where it measured at least this much faster than fp32: CPUs that
-list AVX-512 BF16 differ (an AMD EPYC ran bf16 convolutions ~2x faster than fp32; an Intel Xeon whose AMX
-units its VM hid ran them at 0.6x), and a precision that loses speed only costs accuracy."""
-
-
-@functools.cache
-def cpu_bf16_speedup(threads: int) -> float:
-    """fp32 time / bf16-autocast time of a 3x3 convolution forward and backward (batch 16, 64 channels,
-    32x32, channels_last, the memory format bf16 runs use) on this CPU with ``threads`` threads, best of 3.
-    It draws no number from the caller's random stream."""
-    with torch.random.fork_rng(devices=[]):
-        conv = nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last)
-        x = torch.randn(16, 64, 32, 32).to(memory_format=torch.channels_last).requires_grad_()
-
-    def best_seconds(bf16: bool) -> float:
-        times = []
-        for _ in range(4):  # the first is a warm-up (oneDNN picks and caches its kernels)
-            started = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out = conv(x)
-            out.float().sum().backward()
-            times.append(time.perf_counter() - started)
-        return min(times[1:])
-
-    return best_seconds(False) / best_seconds(True)
-
-
-def cpu_info() -> str:
-    """The text of /proc/cpuinfo (model name, feature flags), or '' where there is no such file."""
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (e.g. 'AMD EPYC'), else what ``platform`` knows."""
-    for line in cpu_info().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    import platform
-
-    return platform.processor() or "unknown"
-
-
-def fast_bf16(device: torch.device) -> bool:
-    """Whether bf16 pays: CUDA with bf16, or a CPU with AVX-512 BF16 / AMX on which bf16 autocast measured
-    at least ``BF16_MIN_SPEEDUP`` times as fast as fp32 (``cpu_bf16_speedup``, ~0.2 s, once per process)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    flags = cpu_info()
-    if "avx512_bf16" not in flags and "amx_bf16" not in flags:
-        return False
-    return cpu_bf16_speedup(torch.get_num_threads()) >= BF16_MIN_SPEEDUP
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """'auto' -> 'bf16' where the hardware runs it natively and faster (``fast_bf16``), else 'fp32'."""
-    if name == "auto":
-        return "bf16" if fast_bf16(device) else "fp32"
-    return name
 
 
 def lr_multiplier(cfg: DictConfig) -> Any:
@@ -458,8 +384,6 @@ class Trainer:
             visuals = method.visuals(self.display)
         path = save_grid(visuals, self.run_dir / "samples" / f"step_{self.step:08d}.png")
         if self.log is not None:
-            import numpy as np
-
             self.log.add_image("samples", np.asarray(image_grid(visuals)), self.step)
         return path
 
@@ -578,8 +502,6 @@ def steps_by_deadline(step: int, start_step: int, started: float, deadline: floa
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
