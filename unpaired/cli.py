@@ -25,10 +25,12 @@ VARIANTS_CLI = ("source_only", "translated", "translated_self_ensembling", "self
                 "ensemble_without_translation", "discriminator_head", "target_supervised")
 DEFAULT_VARIANTS_CLI = ("source_only", "translated_self_ensembling", "self_ensembling", "ensemble", "target_supervised")
 
-DEMO_OVERRIDES = ("model.dim=16", "train.batch_size=16")
-"""The demo's changes to ``unit_digits``: a network and batch small enough for ~1000 steps in its budget on a
-2-core CPU without AVX-512 (bench/results/demo.md)."""
-DEMO_JUDGE_STEPS = 300
+DEMO_OVERRIDES = ("model.dim=16", "train.batch_size=8")
+"""The demo's changes to ``unit_digits``: small enough for ~1000 steps in its budget on a 2-core CPU without
+AVX-512. Chosen on test digits 1000-1999 (the demo reports on the first 1000): at dim 16, batch 8 kept the class
++0.16 / +0.21 more often than the untranslated digits after 600 steps, batch 16 +0.21 / +0.21 at twice the time
+per step (fp32, AVX2 kernels; bench/results/probes/demo_config/README.md)."""
+DEMO_JUDGE_STEPS = 600
 DEMO_SCORING_SECONDS = 20
 """Time kept back from the demo's training for reading 2 x 1000 translated test digits (a few seconds)."""
 
@@ -286,7 +288,7 @@ def demo(out: Path, minutes: float, overrides: tuple[str, ...], judge_steps: int
     if left <= 0:
         raise ConfigError(f"--minutes {minutes:g}: the judges took {time.perf_counter() - started:.0f} s and leave "
                           "no time to train; give more minutes or fewer --judge-steps")
-    cfg = build_config("unit", ["unit_digits"], [*sets, f"train.max_minutes={left / 60:.4f}"])
+    cfg = build_config("unit", ["unit_digits"], [*sets, f"train.max_minutes={left / 60:.3g}"])
     trainer = Trainer(cfg, run_dir)
     click.echo(f"demo 2/3: UNIT trains for {left / 60:.1f} min ({', '.join([*DEMO_OVERRIDES, *overrides])}, "
                f"{trainer.precision}); the bar counts the steps that fit at the speed measured", err=True)
