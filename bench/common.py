@@ -25,6 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 REFERENCE_SPEEDS = ROOT.parent / "shared" / "reference-speeds.md"
+
+QUIET = ["train.progress=false", "train.tensorboard=false"]
+"""Overrides every benchmark's training runs take: no progress bar, no TensorBoard files."""
+FAST = ["train.precision=bf16", "train.channels_last=true"]
+"""bf16 autocast + channels_last, named explicitly."""
+FP32 = ["train.precision=fp32", "train.channels_last=false"]
+"""fp32, named explicitly: a config may pick bf16 by itself."""
 """The official implementations' training speeds, one row per CPU kind (``UNPAIRED_REFERENCE_SPEEDS`` names
 another file)."""
 REFERENCE_CASES = ("UNIT small64 b8", "MUNIT small64 b8", "CycleGAN 64 b8")
@@ -246,6 +253,20 @@ def make_folder(root: Path, size: int, count: int = 16) -> Path:
         for i in range(count):
             Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / side / f"{i}.png")
     return root
+
+
+def autocast(bf16: bool) -> Any:
+    """bf16 autocast on the CPU when ``bf16``, else a context that does nothing."""
+    from contextlib import nullcontext
+
+    import torch
+
+    return torch.autocast("cpu", torch.bfloat16) if bf16 else nullcontext()
+
+
+def met_text(met: bool | None) -> str:
+    """A target's verdict in a report: **met**, **not met**, or "no ratio" where it could not be judged."""
+    return "no ratio" if met is None else "**met**" if met else "**not met**"
 
 
 def add_output_options(parser: argparse.ArgumentParser, name: str) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESIDUAL_BLOCK_SHAPE, RESULTS, conv_gflops, provenance, provenance_lines, write_report
+from common import RESIDUAL_BLOCK_SHAPE, conv_gflops, provenance, provenance_lines, resolve_output_folders, write_report
 
 SHAPES = {  # name: (batch, in channels, out channels, side), as in cyclegan_256 at 64 px, batch 8
     "residual block 256ch 16x16": RESIDUAL_BLOCK_SHAPE,
@@ -33,12 +33,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 timed call per case to check the script; writes to a temporary folder")
+    parser.set_defaults(work=None)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.iterations = 1
+    resolve_output_folders(parser, args, "conv_peak")
     torch.set_num_threads(args.threads)
     rows = {name: {case: round(conv_gflops(*shape, dtype, cl, args.iterations), 1)
                    for case, (dtype, cl) in CASES.items()} for name, shape in SHAPES.items()}
-    result = {**provenance("conv_peak.py", argv), "iterations": args.iterations, "gflops": rows}
+    result = {**provenance("conv_peak.py", argv), "quick": args.quick, "iterations": args.iterations,
+              "gflops": rows}
     lines = ["# 3x3 convolution throughput of this CPU", "", *provenance_lines(result), "",
              "GFLOP/s of `F.conv2d` (3x3, padding 1), median of "
              f"{args.iterations} calls after 3 warm-up calls.", "",

@@ -73,6 +73,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    FAST,
+    FP32,
+    QUIET,
     REFERENCE_CONFIGS,
     RESULTS,
     make_folder,
@@ -96,10 +99,8 @@ MAPS_COMMON = ["optim.lr=0.0002", "optim.beta1=0.5", "optim.weight_decay=0.0", "
                "model.n_res=6", "data.flip=true", "train.batch_size=1", "data.num_workers=0"]
 """The official CycleGAN/GcGAN/DistanceGAN optimiser and data settings, stated for all three (DistanceGAN has
 no maps config)."""
-FAST = ["train.precision=bf16", "train.channels_last=true"]
-PRECISIONS = {"fp32": ["train.precision=fp32", "train.channels_last=false"], "bf16_cl": FAST}  # explicit
+PRECISIONS = {"fp32": FP32, "bf16_cl": FAST}  # explicit
 SPEED_REFERENCE = REFERENCE_CONFIGS["CycleGAN 64 b8"][2]  # with cyclegan_256, as reference-speeds.md says
-QUIET = ["train.progress=false", "train.tensorboard=false"]
 PARTS = ("digits", "speed", "maps", "maps_baseline")
 
 

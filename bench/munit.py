@@ -69,7 +69,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +77,15 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    FAST,
+    FP32,
+    QUIET,
     REFERENCE_CONFIGS,
     add_output_options,
+    autocast,
     make_folder,
     median_step_seconds,
+    met_text,
     official_figure,
     pair_counts,
     provenance,
@@ -97,9 +101,6 @@ STYLES = 8
 DIGIT_CLASSES = 10
 NAMES = {"a": "mnist", "b": "usps"}
 
-QUIET = ["train.progress=false", "train.tensorboard=false"]
-FAST = ["train.precision=bf16", "train.channels_last=true"]
-FP32 = ["train.precision=fp32", "train.channels_last=false"]  # explicit: a config may pick bf16 by itself
 BATCH_64 = ["train.batch_size=64"]  # the digits speed cases: both methods at one batch, whatever the configs train with
 MUNIT_REFERENCE_64 = REFERENCE_CONFIGS["MUNIT small64 b8"][2]  # reference-speeds.md's configurations
 UNIT_REFERENCE_64 = REFERENCE_CONFIGS["UNIT small64 b8"][2]
@@ -208,28 +209,8 @@ def measure_speed(args: argparse.Namespace, work: Path) -> dict:
                                        for p in ("fp32", "bf16_cl")}}
 
 
-# -- 2. judges and the digit feature network ---------------------------------------------------------------------
-def cached_judge(name: str, images: torch.Tensor, labels: torch.Tensor, steps: int, work: Path) -> Any:
-    """``train_classifier`` on one real domain, cached as a plain state_dict in ``work``."""
-    from unpaired.io import atomic_write
-    from unpaired.metrics.digits import train_classifier
-    from unpaired.nn.classifiers import DigitClassifier
-
-    path = work / f"judge_{name}_{images.shape[-1]}px_{images.shape[1]}ch_{steps}steps_seed0.pt"
-    if path.is_file():
-        model = DigitClassifier(images.shape[1])
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model.eval()
-    model = train_classifier(images, labels, steps=steps, seed=0)
-    atomic_write(path, lambda handle: torch.save(model.state_dict(), handle))
-    return model
-
-
+# -- 2. judges and the digit feature network: unpaired.metrics.digits (cached_digit_judge, ensure_feature_net) ---
 # -- 4. evaluation -----------------------------------------------------------------------------------------------
-def autocast(bf16: bool) -> AbstractContextManager:
-    return torch.autocast("cpu", torch.bfloat16) if bf16 else nullcontext()
-
-
 @torch.no_grad()
 def translate_styles(translator: Any, images: torch.Tensor, direction: str, codes: torch.Tensor, bf16: bool,
                      batch: int = 250) -> Iterator[tuple[int, torch.Tensor]]:
@@ -446,7 +427,7 @@ def main() -> None:
     from unpaired.data import data_root, open_digits
     from unpaired.devices import resolve_precision
     from unpaired.inference import load
-    from unpaired.metrics.digits import accuracy, ensure_feature_net
+    from unpaired.metrics.digits import accuracy, cached_digit_judge, ensure_feature_net
 
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -473,8 +454,8 @@ def main() -> None:
     root = data_root()
     data = {d: {split: open_digits(NAMES[d], root, split, 32, 1) for split in ("train", "test")} for d in "ab"}
     started = time.perf_counter()
-    judges = {d: cached_judge(NAMES[d], data[d]["train"].images, data[d]["train"].labels, args.judge_steps,
-                              args.work) for d in "ab"}
+    judges = {d: cached_digit_judge(NAMES[d], data[d]["train"].images, data[d]["train"].labels, args.judge_steps,
+                                    args.work) for d in "ab"}
     feature_net = ensure_feature_net(args.work, root, ("mnist", "usps"), 32, 1, steps=args.feature_steps)
     results["judges"] = {
         "steps": args.judge_steps,
@@ -529,10 +510,6 @@ def targets(r: dict) -> dict:
     }
 
 
-def _yes(met: bool | None) -> str:
-    return "no ratio" if met is None else "**met**" if met else "**not met**"
-
-
 def official_munit_text(speed: dict) -> str:
     """"3.72 images/s (AMD EPYC, Zen 4)", or the sentence that says why this CPU kind has no official figure."""
     official = speed.get("official_munit_ref64")
@@ -563,13 +540,13 @@ def render(r: dict) -> str:
         "## Targets", "",
         "| target | measured | goal | |", "|---|---|---|---|",
         f"| class preservation MNIST->USPS, min over 8 styles | {kept['value']} | >= {KEPT_TARGET} | "
-        f"{_yes(kept['met'])} |",
+        f"{met_text(kept['met'])} |",
         f"| diversity clearly above zero: 8-style diversity / real same-class diversity (MNIST->USPS) | "
-        f"{spread['value']:.3f} | >= {DIVERSITY_RATIO_TARGET} | {_yes(spread['met'])} |",
+        f"{spread['value']:.3f} | >= {DIVERSITY_RATIO_TARGET} | {met_text(spread['met'])} |",
         f"| training speed vs official MUNIT at 64x64 dim 32 2 res batch 8 ({official_munit_text(r['speed'])}) | "
         + ("no official figure for this CPU kind" if fast["value"] is None else
            f"{fast['value']}x (fp32 {fast['fp32']}x, bf16+cl {fast['bf16_cl']}x)")
-        + f" | >= {SPEED_TARGET}x | {_yes(fast['met'])} |", "",
+        + f" | >= {SPEED_TARGET}x | {met_text(fast['met'])} |", "",
         "## Training (MNIST a <-> USPS b, 32x32 gray)", "",
         f"Config `munit_digits` + `{' '.join(tr['overrides'])}`: batch {tr['batch_size']}, precision {tr['precision']}"
         f"{' + channels_last' if tr['channels_last'] else ''}; {tr['steps']} steps (stopped by {tr['stopped_by']})"

@@ -44,6 +44,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    FAST,
+    QUIET,
     REFERENCE_CONFIGS,
     RESIDUAL_BLOCK_SHAPE,
     ROOT,
@@ -68,9 +70,7 @@ PRECISIONS = {  # name: (overrides, dtype of the convolution peak it is held aga
     "fp32_cl": (["train.precision=fp32", "train.channels_last=true"], torch.float32, True),
     "bf16_cl": (["train.precision=bf16", "train.channels_last=true"], torch.bfloat16, True),
 }
-QUIET = ["train.tensorboard=false", "train.progress=false"]
 STREET_256 = ["model.dim=64", "model.n_res=4", "data.image_size=256", "train.batch_size=1"]
-FAST = ["train.precision=bf16", "train.channels_last=true"]
 
 
 def native_bf16(flags: set[str] | None = None) -> bool:

@@ -62,3 +62,16 @@ def test_judge_training_shows_a_progress_bar_unless_asked_not_to(capsys):
     assert "digit judge usps" in err and "3/3" in err
     train_classifier(images, labels, steps=3, batch_size=4, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_cached_digit_judge_trains_once_then_loads_the_file(tmp_path):
+    from unpaired.metrics.digits import cached_digit_judge
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (32, 1, 16, 16), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, 10, (32,), generator=gen)
+    first = cached_digit_judge("toy", images, labels, 2, tmp_path, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["judge_toy_16px_1ch_2steps_seed0.pt"]
+    again = cached_digit_judge("toy", images, labels, 2, tmp_path, progress=False)
+    x = images[:4].float().div(127.5).sub(1)
+    assert torch.equal(first(x), again(x)) and not again.training

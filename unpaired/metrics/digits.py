@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from unpaired.data import data_root, open_digits, open_labelled
+from unpaired.io import atomic_write
 from unpaired.metrics.frechet import frechet_distance
 from unpaired.nn.classifiers import DigitClassifier, load_digit_network, save_digit_network
 
@@ -82,6 +83,22 @@ def class_preservation(translate: Callable[[Tensor], Tensor], images: Tensor, la
     translated = torch.cat([translate(to_unit_range(images[i:i + batch_size])).float().cpu()
                             for i in range(0, images.shape[0], batch_size)])
     return accuracy(judge, translated, labels)
+
+
+def cached_digit_judge(name: str, images: Tensor, labels: Tensor, steps: int, folder: str | Path,
+                       seed: int = 0, progress: bool = True) -> DigitClassifier:
+    """A judge (:func:`train_classifier`) for one real digit domain, cached as a plain state_dict in ``folder``.
+
+    The file is named by ``name``, the images' side and channels, ``steps`` and ``seed``, so judges for other
+    sizes or budgets never collide; a file already there is loaded instead of training again."""
+    path = Path(folder) / f"judge_{name}_{images.shape[-1]}px_{images.shape[1]}ch_{steps}steps_seed{seed}.pt"
+    if path.is_file():
+        model = DigitClassifier(images.shape[1])
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.eval()
+    model = train_classifier(images, labels, steps=steps, seed=seed, progress=progress, desc=f"digit judge {name}")
+    atomic_write(path, lambda handle: torch.save(model.state_dict(), handle))
+    return model
 
 
 def train_digit_judges(root: object, size: int, channels: dict[str, int], names: tuple[str, str] = ("mnist", "usps"),

@@ -1,0 +1,55 @@
+"""bench/ is a thin layer over the package: no script imports another (only bench/common.py is shared), and the
+cheap --quick runs that have no test of their own elsewhere."""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH))
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_no_bench_script_imports_another():
+    scripts = {p.stem for p in BENCH.glob("*.py")}
+    assert "common" in scripts
+    for path in sorted(BENCH.glob("*.py")):
+        others = imported_modules(path) & (scripts - {"common", path.stem})
+        assert not others, f"{path.name} imports the bench scripts {sorted(others)}: share code through common.py"
+
+
+def test_shared_constants_and_helpers_are_defined_once():
+    defined: dict[str, list[str]] = {}
+    for path in sorted(BENCH.glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            targets = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+            names = [node.name] if isinstance(node, ast.FunctionDef) else targets
+            for name in names:
+                defined.setdefault(name, []).append(path.name)
+    for name in ("QUIET", "FAST", "FP32", "autocast", "met_text", "_yes", "cached_judge", "make_folder"):
+        assert defined.get(name, ["common.py"]) == ["common.py"], f"{name} defined in {defined[name]}"
+
+
+def test_quick_conv_peak_writes_a_report_outside_bench_results(tmp_path):
+    import conv_peak
+
+    conv_peak.main(["--quick", "--threads", "1", "--out", str(tmp_path)])
+    record = json.loads((tmp_path / "conv_peak.json").read_text())
+    assert record["quick"] and record["iterations"] == 1
+    assert all(v > 0 for row in record["gflops"].values() for v in row.values())
+    with pytest.raises(SystemExit):
+        conv_peak.main(["--quick", "--out", str(BENCH / "results")])
