@@ -12,7 +12,6 @@ import torch
 from conftest import assert_identical, make_image_folders
 from test_cli import assert_error, run_cli, sets
 
-import unpaired
 from unpaired.config import build_config, to_object, weights_dict
 from unpaired.data import TensorSource
 from unpaired.losses.consistency import (
@@ -464,7 +463,8 @@ def test_discogan_and_dualgan_presets_train(data, tmp_path, preset):
         assert set(terms) == {"gan/a", "gan/b", "gp/a", "gp/b"}
 
 
-# -------------------- exact resume (the image pool included), inference, CLI
+# -------------------- exact resume (the image pool included), CLI (every method loads and translates:
+# test_every_method.py)
 
 
 def test_cyclegan_resume_equals_uninterrupted_run_with_the_pool(data, tmp_path):
@@ -490,28 +490,6 @@ def test_cyclegan_resume_equals_uninterrupted_run_with_the_pool(data, tmp_path):
     a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "split")
     a.pop("path"), b.pop("path")
     assert_identical(a, b, "checkpoint")
-
-
-@pytest.mark.parametrize("method_name", METHOD_NAMES)
-def test_translate_through_unpaired_load(data, tmp_path, method_name):
-    trainer = Trainer(tiny_config(method_name, data, "train.max_steps=2"), tmp_path / "run")
-    trainer.fit()
-    translator = unpaired.load(tmp_path / "run", device="cpu")
-    assert type(translator.method) is METHODS.get(method_name)
-    x = batch(n=2)["a"]
-    y = translator.translate(x, "a2b")
-    assert y.shape == x.shape and y.abs().max() <= 1
-    with torch.no_grad():
-        trainer.method.eval()
-        assert torch.equal(y, trainer.method.translate(x, "a2b"))
-    if method_name == "cyclegan":
-        assert translator.translate(x, "b2a").shape == x.shape
-    else:
-        with pytest.raises(ValueError, match="one-sided"):
-            translator.translate(x, "b2a")
-    if method_name == "distancegan":  # the statistics came with the checkpoint
-        assert torch.equal(translator.method.pairwise_stats, trainer.method.pairwise_stats)
-        assert not torch.isnan(translator.method.pairwise_stats).any()
 
 
 @pytest.mark.parametrize("method_name", METHOD_NAMES)
