@@ -352,9 +352,8 @@ class Trainer:
     def _update_ema(self, batch: dict[str, Tensor]) -> None:
         """Move the EMA copy's weights towards the live ones. Batch-norm statistics must belong to the weights
         they normalise, and only the method knows which inputs its networks see: where it has batch norm it
-        re-estimates the copy's own (``Method.refresh_ema_statistics``); else the buffers are copied. Copied or
-        averaged live statistics mis-normalise the averaged weights (bench/results/tunit_style_tiles/
-        ema_statistics.md: clustering 0.37 as stored, 0.92 re-estimated)."""
+        re-estimates the copy's own (``Method.refresh_ema_statistics``); else the buffers are copied, since copied
+        or averaged live statistics would mis-normalise the averaged weights."""
         decay = self.cfg.train.ema_decay
         for ema_p, p in zip(self.ema.parameters(), self.method.nets["gen"].parameters(), strict=True):
             ema_p.lerp_(p, 1.0 - decay)
