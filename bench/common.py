@@ -273,11 +273,17 @@ def add_output_options(parser: argparse.ArgumentParser, name: str) -> None:
     """--set, --out, --work and --quick, as the method benchmarks (munit, tunit) share them."""
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="extra config override for the digits run (repeatable)")
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    add_quick_option(parser, "tiny budgets to check the script end to end")
     parser.add_argument("--work", type=Path, default=None,
                         help=f"run folders, cached judges and feature network (default runs/bench_{name})")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny budgets to check the script end to end; writes to a temporary folder")
+
+
+def add_quick_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """--out and --quick (``what`` a quick run does; it writes to a temporary folder), for
+    ``resolve_output_folders``; scripts without run folders get --work None."""
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument("--quick", action="store_true", help=f"{what}; writes to a temporary folder")
+    parser.set_defaults(work=None)
 
 
 def resolve_output_folders(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str) -> None:

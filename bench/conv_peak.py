@@ -20,7 +20,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESIDUAL_BLOCK_SHAPE, conv_gflops, provenance, provenance_lines, resolve_output_folders, write_report
+from common import (
+    RESIDUAL_BLOCK_SHAPE,
+    add_quick_option,
+    conv_gflops,
+    provenance,
+    provenance_lines,
+    resolve_output_folders,
+    write_report,
+)
 
 SHAPES = {  # name: (batch, in channels, out channels, side), as in cyclegan_256 at 64 px, batch 8
     "residual block 256ch 16x16": RESIDUAL_BLOCK_SHAPE,
@@ -33,10 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
-    parser.add_argument("--quick", action="store_true",
-                        help="1 timed call per case to check the script; writes to a temporary folder")
-    parser.set_defaults(work=None)
+    add_quick_option(parser, "1 timed call per case to check the script")
     args = parser.parse_args(argv)
     if args.quick:
         args.iterations = 1

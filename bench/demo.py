@@ -24,7 +24,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, cpu_description, provenance, provenance_lines, resolve_output_folders, write_report
+from common import (
+    ROOT,
+    add_quick_option,
+    cpu_description,
+    provenance,
+    provenance_lines,
+    resolve_output_folders,
+    write_report,
+)
 
 KEPT_MARGIN_TARGET = 0.15
 WALL_TARGET_SECONDS = 600
@@ -37,10 +45,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="environment variable for the demo process (repeatable)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override passed to the demo (repeatable)")
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
-    parser.add_argument("--work", type=Path, default=None, help="(unused; --quick convention)")
-    parser.add_argument("--quick", action="store_true", help="3 training steps and 5 judge steps: checks the script "
-                                                             "end to end; writes to a temporary folder")
+    add_quick_option(parser, "3 training steps and 5 judge steps: checks the script end to end")
     args = parser.parse_args(argv)
     resolve_output_folders(parser, args, "demo")
     env = dict(os.environ, **dict(item.split("=", 1) for item in args.env))

@@ -49,6 +49,7 @@ from common import (
     REFERENCE_CONFIGS,
     RESIDUAL_BLOCK_SHAPE,
     ROOT,
+    add_quick_option,
     conv_gflops,
     cpu_flags,
     make_folder,
@@ -180,10 +181,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--peak-iterations", type=int, default=20,
                         help="timed calls of the convolution whose throughput is the peak")
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
-    parser.add_argument("--quick", action="store_true",
-                        help="1 timed step and no warm-up, no 256 px memory cases; writes to a temporary folder")
-    parser.set_defaults(work=None)
+    add_quick_option(parser, "1 timed step and no warm-up, no 256 px memory cases")
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.warmup, args.peak_iterations = 1, 0, 1
