@@ -168,6 +168,15 @@ def test_translate_in_a_subprocess_is_quiet(trained, tmp_path):
         assert image.format == "JPEG" and image.size == (16, 16)
 
 
+def test_translate_onto_a_read_only_file_system_is_one_error_line(trained, tmpfs):
+    """Any write the CLI cannot make (here a real read-only tmpfs) ends with one line naming the path."""
+    read_only = tmpfs("ro,size=64k")
+    code, _out, err = run_cli("translate", "--checkpoint", trained["run"], "--input",
+                              trained["data"] / "testA" / "t1.jpg", "--output", read_only / "out", "--device", "cpu")
+    assert code == 1
+    assert err.strip().splitlines() == [f"error: {read_only / 'out'}: Read-only file system"], err
+
+
 # -------------------- train
 
 

@@ -555,6 +555,13 @@ def main() -> None:
         except ValueError as err:  # invalid option values found while building networks
             click.echo(f"error: {err}", err=True)
             sys.exit(EXIT_ERROR)
+        except OSError as err:
+            if err.filename is None:  # no file to name: not a problem of the user's paths
+                raise
+            # a write the machine refused (read-only file system, full disk, no permission) that no command
+            # turned into its own message: the path and the system's reason, in one line
+            click.echo(f"error: {err.filename}: {err.strerror or err}", err=True)
+            sys.exit(EXIT_ERROR)
 
 
 if __name__ == "__main__":
