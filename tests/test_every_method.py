@@ -37,13 +37,14 @@ def shipped_config(method: str) -> list[str]:
     return [f"{method}_digits"] if (CONFIGS / f"{method}_digits.yaml").is_file() else []
 
 
-def tiny_config(method: str, source: Path, steps: int):
+def tiny_config(method: str, source: Path, steps: int, *overrides: str):
+    """The tiny run of ``method`` (its shipped digits config shrunk), then ``overrides``."""
     from unpaired.config import build_config
 
     fields = {f.name for f in dataclasses.fields(METHODS.get(method).Config)}
     shrink = [f"model.{name}={value}" for name, value in SHRINK.items() if name in fields]
     return build_config(method, shipped_config(method),
-                        [*shrink, *RUN, f"data.source={source}", f"train.max_steps={steps}"])
+                        [*shrink, *RUN, f"data.source={source}", f"train.max_steps={steps}", *overrides])
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,15 @@ A method is an ``nn.Module`` whose networks sit in ``self.nets``, a ``ModuleDict
 1. ``forward_step(batch)`` once: every translation the losses need, with autograd graphs;
 2. for each group: ``loss_terms(group, step)``, a dict of raw, unweighted terms. The trainer multiplies
    each by its weight in ``loss_weights`` (the part of a term's name before any ``/``; ``gan/a`` uses
-   ``gan``), backpropagates the sum into that group's parameters only and steps its optimiser.
+   ``gan``), backpropagates the sum into that group's parameters only and steps its optimiser. A term whose
+   weight is 0 is dropped there (neither summed nor logged).
 
 So no image is generated twice per step: the discriminator sees the step's translations detached, the
 generator reuses them with their graph. The ``gen`` group holds every network inference needs (EMA copies are
-kept of it). A method skips the work of terms whose weight is 0
-(``self.active(name)``), which is how the papers' ablations are run. A group for which ``loss_terms`` returns
-no term at a step is not updated at that step (a network that waits while another warms up alone), and
+kept of it). A method skips the work of terms whose weight is 0 (``self.active(name)``), in every group
+(a discriminator whose terms are all off does not run), which is how the papers' ablations are run. A group
+for which ``loss_terms`` returns no term at a step is not updated at that step (a network that waits while
+another warms up alone), and
 ``after_step(step)`` runs once every group is updated (momentum encoders, queues of earlier batches).
 
 Most methods translate between two domains ``a`` and ``b``; a method with ``single_domain = True`` learns from
@@ -219,20 +221,23 @@ def domain_discriminators(cfg: Any, channels: dict[str, int]) -> nn.ModuleDict:
 
 
 def adversarial_terms(group: str, dis: nn.ModuleDict, real: dict[str, Tensor], fake: dict[str, Tensor],
-                      kind: str, penalty: bool = False) -> dict[str, Tensor]:
+                      kind: str, penalty: bool = False, adversarial: bool = True) -> dict[str, Tensor]:
     """``gan/<d>`` for each domain d of ``fake`` (the translations into d), judged by ``dis[d]``.
 
     Group ``dis``: D_d's loss on ``real[d]`` against ``fake[d]`` detached (one call on both), plus ``gp/<d>``
-    when ``penalty`` (WGAN-GP). Any other group: the generator's loss on D_d(fake[d]).
+    when ``penalty`` (WGAN-GP). Any other group: the generator's loss on D_d(fake[d]). With ``adversarial``
+    False (the ``gan`` weight is 0) no ``gan`` term is computed, so D runs only for the penalty, if any.
     """
     terms: dict[str, Tensor] = {}
     for d, fake_d in fake.items():
         if group != "dis":
-            terms[f"gan/{d}"] = generator_loss(dis[d](fake_d), kind)
+            if adversarial:
+                terms[f"gan/{d}"] = generator_loss(dis[d](fake_d), kind)
             continue
         real_d, fake_d = real[d], fake_d.detach()
-        halves = [t.split([real_d.shape[0], fake_d.shape[0]]) for t in dis[d](torch.cat([real_d, fake_d]))]
-        terms[f"gan/{d}"] = discriminator_loss([r for r, _ in halves], [f for _, f in halves], kind)
+        if adversarial:
+            halves = [t.split([real_d.shape[0], fake_d.shape[0]]) for t in dis[d](torch.cat([real_d, fake_d]))]
+            terms[f"gan/{d}"] = discriminator_loss([r for r, _ in halves], [f for _, f in halves], kind)
         if penalty:
             terms[f"gp/{d}"] = gradient_penalty(dis[d], real_d, fake_d)
     return terms

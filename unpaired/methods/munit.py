@@ -281,7 +281,7 @@ class MUNIT(Method):
         kind = self.cfg.gan_type
         if group == "dis":
             return adversarial_terms(group, self.nets["dis"], real, fake, kind,
-                                     penalty=kind == "wgan-gp" and self.active("gp"))
+                                     penalty=kind == "wgan-gp" and self.active("gp"), adversarial=self.active("gan"))
         terms: dict[str, Tensor] = {}
         if self.active("gan"):
             terms.update(adversarial_terms(group, self.nets["dis"], real, fake, kind))

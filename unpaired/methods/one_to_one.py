@@ -222,11 +222,15 @@ class OneToOne(Method):
     def discriminator_terms(self, step: Step) -> dict[str, Tensor]:
         dis, kind = self.nets["dis"], self.cfg.gan_type
         terms: dict[str, Tensor] = {}
+        adversarial, penalty = self.active("gan"), kind == "wgan-gp" and self.active("gp")
+        if not (adversarial or penalty):  # D has no term: no forward, and the pools keep their images
+            return terms
         for name, real_key, fake_key in self.adversaries():
             real, fake = step[real_key], self.pools[name](step[fake_key].detach())
-            real_logits, fake_logits = self.run(dis[name], [real, fake], self.cfg.dis_norm)
-            terms[f"gan/{name}"] = 0.5 * discriminator_loss(real_logits, fake_logits, kind)
-            if kind == "wgan-gp" and self.active("gp"):
+            if adversarial:
+                real_logits, fake_logits = self.run(dis[name], [real, fake], self.cfg.dis_norm)
+                terms[f"gan/{name}"] = 0.5 * discriminator_loss(real_logits, fake_logits, kind)
+            if penalty:
                 terms[f"gp/{name}"] = gradient_penalty(dis[name], real, fake)
         return terms
 

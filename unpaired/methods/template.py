@@ -62,9 +62,13 @@ class Template(Method):
     def loss_terms(self, group: str, step: Step) -> dict[str, Tensor]:
         """Raw terms of ``group``; the trainer weighs them by ``loss_weights`` and steps that group only."""
         d, kind = self.nets["dis"]["b"], self.cfg.gan_type
+        terms: dict[str, Tensor] = {}
+        if self.active("gan"):  # a zero weight: no D forward in either group (D then waits: no term)
+            if group == "dis":
+                return {"gan/b": discriminator_loss(d(step["x_b"]), d(step["x_ab"].detach()), kind)}
+            terms["gan/b"] = generator_loss(d(step["x_ab"]), kind)
         if group == "dis":
-            return {"gan/b": discriminator_loss(d(step["x_b"]), d(step["x_ab"].detach()), kind)}
-        terms = {"gan/b": generator_loss(d(step["x_ab"]), kind)}
+            return terms
         if self.active("identity"):
             terms["identity/b"] = l1(step["idt_b"], step["x_b"])
         return terms

@@ -431,9 +431,14 @@ class TUNIT(Method):
     def forward_step(self, batch: Batch) -> Step:
         x = batch["a"]
         labels = batch.get("a_labels")  # present only in the semi-supervised and supervised modes
-        x_aug = self.augment(x)
-        heads, heads_aug = self.guide.heads(x), self.guide.heads(x_aug)
-        logits, style, logits_aug = heads["domain"], heads["style"], heads_aug["domain"]
+        x_aug = self.augment(x)  # always: the keys of the queue are taken from it
+        heads = self.guide.heads(x)
+        # E on the augmented copy serves only the clustering and ce terms: skipped when their weights are 0
+        clustering = self.cfg.mode != "supervised" and (
+            self.active("mi") or ("over" in heads and self.active("mi_over")))
+        heads_aug = self.guide.heads(x_aug) if clustering or (
+            self.cfg.mode != "unsupervised" and self.active("ce")) else {}
+        logits, style, logits_aug = heads["domain"], heads["style"], heads_aug.get("domain")
         with torch.no_grad():
             keys = self.key_encoder.encode_style(self.style_key_view(x_aug))
             key_logits, key_style = self.key_encoder(x)
@@ -441,7 +446,7 @@ class TUNIT(Method):
         step: Step = {"x": x, "x_aug": x_aug, "logits": logits, "logits_aug": logits_aug, "style": style,
                       "keys": keys, "domains": domains, "labels": labels}
         if "over" in heads:
-            step.update(over=heads["over"], over_aug=heads_aug["over"])
+            step.update(over=heads["over"], over_aug=heads_aug.get("over"))
         # the domain averages are kept in the momentum encoder's terms: an EMA of E like the one inference uses
         self._pending = {"keys": keys, "styles": key_style,
                          "domains": _with_known_labels(key_logits.argmax(1), labels)}
@@ -449,12 +454,17 @@ class TUNIT(Method):
             return step
         order = torch.randperm(len(x), device=x.device)  # references: the batch shuffled
         step.update(x_ref=x[order], domains_ref=domains[order])
-        styles = {"fake": style[order], "rec": style}
+        styles = {}  # each decoded only when a term with a weight above 0 reads it
+        if self.active("gan") or self.active("style_g") or self.active("cycle") or self.active("cycle_peer"):
+            styles["fake"] = style[order]
+        if self.active("gan") or self.active("recon"):
+            styles["rec"] = style
         if self.active("recon_peer") or self.active("cycle_peer"):
             step["peers"] = same_domain_peers(domains)
         if self.active("recon_peer"):
             styles["rec_peer"] = style[step["peers"]]
-        step.update(self._decode_with_each(self.generator.content(x), styles))
+        if styles:
+            step.update(self._decode_with_each(self.generator.content(x), styles))
         back = {}  # the translation's content decoded back: with x's own style, with a peer's
         if self.active("cycle"):
             back["cyc"] = style
@@ -514,11 +524,15 @@ class TUNIT(Method):
 
     def _discriminator_terms(self, step: Step) -> dict[str, Tensor]:
         dis: MultiTaskDiscriminator = self.nets["dis"]
-        penalty = self.active("r1")
+        adversarial, penalty = self.active("gan"), self.active("r1")
+        terms: dict[str, Tensor] = {}
+        if not (adversarial or penalty):  # D has no term this run: no forward at all
+            return terms
         real = step["x_ref"].detach().requires_grad_(penalty)
-        on_real = dis.judge(real, step["domains_ref"])
-        on_fake = dis.judge(step["fake"].detach(), step["domains_ref"])
-        terms = {"gan": discriminator_loss(on_real, on_fake, "hinge")}
+        on_real = dis.judge(real, step["domains_ref"])  # the R1 penalty needs D on the reals only
+        if adversarial:
+            on_fake = dis.judge(step["fake"].detach(), step["domains_ref"])
+            terms["gan"] = discriminator_loss(on_real, on_fake, "hinge")
         if penalty:
             terms["r1"] = r1_penalty(on_real, real)
         return terms

@@ -213,7 +213,8 @@ class UNIT(Method):
         fake = {"a": step["x_ba"], "b": step["x_ab"]}  # translations into each domain
         penalty = self.cfg.gan_type == "wgan-gp" and self.active("gp")
         if group == "dis":
-            terms = adversarial_terms(group, self.nets["dis"], real, fake, self.cfg.gan_type, penalty)
+            terms = adversarial_terms(group, self.nets["dis"], real, fake, self.cfg.gan_type, penalty,
+                                      adversarial=self.active("gan"))
             if self.cfg.classes and self.active("cls"):
                 labels = step["labels_a"]
                 if labels is None:

@@ -319,6 +319,11 @@ class Trainer:
             set_trainable(method, group)
             with self.autocast():
                 terms = method.loss_terms(group, step)
+            # A term whose weight is 0 is switched off for the run: it is neither summed (0 x term would still be
+            # backpropagated, and a non-finite one would stop training) nor logged, so the logs list the run's
+            # objective only. Methods skip such a term's work themselves (``Method.active``); this keeps the
+            # convention for any that does not.
+            terms = {name: value for name, value in terms.items() if method.weight_of(name) != 0}
             if not terms:  # the group waits this step (e.g. while another warms up alone): no update
                 self.optimizers[group].step()  # a no-op without gradients; keeps the schedule in step
                 self.schedulers[group].step()
