@@ -60,16 +60,13 @@ class Template(Method):
         return step
 
     def loss_terms(self, group: str, step: Step) -> dict[str, Tensor]:
-        """Raw terms of ``group``; the trainer weighs them by ``loss_weights`` and steps that group only."""
-        d, kind = self.nets["dis"]["b"], self.cfg.gan_type
-        terms: dict[str, Tensor] = {}
-        if self.active("gan"):  # a zero weight: no D forward in either group (D then waits: no term)
-            if group == "dis":
-                return {"gan/b": discriminator_loss(d(step["x_b"]), d(step["x_ab"].detach()), kind)}
-            terms["gan/b"] = generator_loss(d(step["x_ab"]), kind)
+        """Raw terms of ``group``; the trainer weighs them by ``loss_weights`` and steps that group only. A zero
+        weight skips its work: with ``gan`` 0, D never runs and its group waits (it returns no term)."""
+        d, kind, on = self.nets["dis"]["b"], self.cfg.gan_type, self.active
         if group == "dis":
-            return terms
-        if self.active("identity"):
+            return {"gan/b": discriminator_loss(d(step["x_b"]), d(step["x_ab"].detach()), kind)} if on("gan") else {}
+        terms = {"gan/b": generator_loss(d(step["x_ab"]), kind)} if on("gan") else {}
+        if on("identity"):
             terms["identity/b"] = l1(step["idt_b"], step["x_b"])
         return terms
 
