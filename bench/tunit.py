@@ -206,7 +206,7 @@ def translate_all(translator: Any, images: torch.Tensor, styles: torch.Tensor, b
         x = to_unit_range(images[start:start + batch]).to(translator.device)
         code = styles[start:start + batch].to(translator.device)
         with autocast(bf16):
-            out.append(method.generator.decode(method.generator.content(x), code).float().clamp(-1, 1).cpu())
+            out.append(method.translate_with_styles(x, "a2b", code, paired=True).float().clamp(-1, 1).cpu())
     return torch.cat(out)
 
 

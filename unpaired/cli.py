@@ -493,12 +493,14 @@ def clusters(run: Path, data: str | None, out: Path | None, per_domain: int, lim
     from unpaired.clusters import write_cluster_report
     from unpaired.data import open_collection
     from unpaired.inference import load
+    from unpaired.methods.base import DiscoveredDomains, MissingCapabilityError, require
     from unpaired.training.checkpoint import CheckpointError
 
     translator = load(run, device=device, use_ema=not no_ema)
-    if not getattr(translator.method, "single_domain", False):
-        raise CheckpointError(f"{run}: a {translator.config.method} model; `unpaired clusters` needs a model that "
-                              "discovers the domains of one mixed collection (method tunit)")
+    try:
+        require(translator.method, DiscoveredDomains, "`unpaired clusters`")
+    except MissingCapabilityError as error:
+        raise CheckpointError(f"{run}: a {translator.config.method} model: {error}") from None
     out = out or (run if run.is_dir() else run.parent.parent) / "clusters"
     written = [name for name in ("domains.png", "styles_pca.png", "clusters.json") if (out / name).exists()]
     if written and not overwrite:

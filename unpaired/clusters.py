@@ -29,6 +29,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from unpaired.images import crop_and_flip, image_grid, to_float
+from unpaired.methods.base import DiscoveredDomains, require
 
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (57, 59, 121), (173, 73, 74),
@@ -116,7 +117,7 @@ def _batches(source: Any, image_size: int, batch_size: int, count: int) -> Itera
 def assign(translator: Any, source: Any, batch_size: int = 128, limit: int | None = None) -> tuple[Tensor, Tensor]:
     """Soft assignments (N x K) and style codes (N x D) of the first ``limit`` images of ``source`` (all by
     default), centre-cropped to the training size, by the translator's guiding network."""
-    method = translator.method
+    method = require(translator.method, DiscoveredDomains, "a cluster report")
     count = len(source) if limit is None else min(limit, len(source))
     probabilities, styles = [], []
     for x in _batches(source, translator.image_size, batch_size, count):

@@ -21,12 +21,18 @@ another warms up alone), and
 Most methods translate between two domains ``a`` and ``b``; a method with ``single_domain = True`` learns from
 one mixed collection (``--data`` names one folder), which the trainer passes as domain ``a`` only, with the
 labels of a share ``label_fraction(cfg)`` of its images (sub-folder names) when that share is above 0.
+
+Capabilities only some methods have are declared here as small protocols (``StyleSpace``, ``StylePrior``,
+``DiscoveredDomains``, ``AuxiliaryClassifier``): a method has one when it implements its members (and
+``provides`` does not say otherwise, e.g. UNIT without a classifier head). Code outside the methods asks with
+``require(method, Capability, needed_for)``, which raises ``MissingCapabilityError`` naming the method, the
+capability and the methods that have it, instead of reaching for members by name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -118,6 +124,12 @@ class Method(nn.Module):
         """Called after every group of a training step has been updated (and the EMA copy), with the number of
         completed steps. State changed here must live in buffers, so that checkpoints keep it."""
 
+    def provides(self, capability: type) -> bool:
+        """Whether this model has ``capability`` (one of the protocols below); by default, whether the class
+        implements its members. A method whose members depend on its config (a head that may be left out)
+        overrides this."""
+        return isinstance(self, capability)
+
     # -- shared helpers ----------------------------------------------------------------------------
     @property
     def groups(self) -> list[str]:
@@ -141,6 +153,93 @@ class Method(nn.Module):
 
 
 METHODS: Registry[type[Method]] = Registry("method")
+
+
+# -- capabilities: what only some methods can do, declared once and checked by ``require`` --------------------
+@runtime_checkable
+class StyleSpace(Protocol):
+    """A style space: images are translated with style codes (vectors), read from example images or given.
+    MUNIT and TUNIT."""
+
+
+    def encode_style(self, domain: str, x: Tensor) -> Tensor:
+        """The style codes (N x style_dim) of images ``x`` of ``domain``."""
+        ...
+
+    def translate_with_styles(self, x: Tensor, direction: str, styles: Tensor, paired: bool = False) -> Tensor:
+        """Every input with every code (K x style_dim): N*K images, input-major; ``paired``: input i with code
+        i (N codes, N images)."""
+        ...
+
+
+@runtime_checkable
+class StylePrior(Protocol):
+    """A prior over the style space that codes are drawn from (and an encoder to read codes back). MUNIT."""
+
+
+    def sample_styles(self, count: int, seed: int | None = None, device: torch.device | str = "cpu") -> Tensor:
+        """``count`` codes from the prior; reproducible when ``seed`` is given."""
+        ...
+
+    def encode_style(self, domain: str, x: Tensor) -> Tensor:
+        ...
+
+
+@runtime_checkable
+class DiscoveredDomains(Protocol):
+    """Domains the model discovered in one unlabelled collection (pseudo domains), each with an average style.
+    TUNIT."""
+
+
+    def domain_probabilities_and_styles(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Soft assignment of images ``x`` to the K domains (N x K) and their style codes (N x style_dim)."""
+        ...
+
+    def domain_style(self, domain: int) -> Tensor:
+        """The average style code of discovered domain ``domain`` (1 x style_dim)."""
+        ...
+
+
+@runtime_checkable
+class AuxiliaryClassifier(Protocol):
+    """A class head trained beside the translation (domain adaptation). UNIT with ``model.classes`` > 0."""
+
+
+    def classify(self, x: Tensor, domain: str) -> Tensor:
+        """Class logits (N x classes) of images ``x`` of ``domain``."""
+        ...
+
+
+CAPABILITIES: dict[type, str] = {StyleSpace: "style space", StylePrior: "style prior",
+                                  DiscoveredDomains: "discovered domains", AuxiliaryClassifier: "auxiliary classifier"}
+"""Each capability and its name in messages."""
+
+
+class MissingCapabilityError(ValueError):
+    """A model was asked for a capability its method does not have."""
+
+
+def has_capability(model: Any, capability: type) -> bool:
+    """Whether ``model`` (a method, or any object implementing the protocol) has ``capability``."""
+    provides = getattr(model, "provides", None)
+    return bool(provides(capability)) if callable(provides) else isinstance(model, capability)
+
+
+def methods_with(capability: type) -> list[str]:
+    """Names of the registered methods whose class implements ``capability``."""
+    return sorted(name for name in METHODS.names() if issubclass(METHODS.get(name), capability))
+
+
+def require(model: Any, capability: type, needed_for: str) -> Any:
+    """``model`` itself when it has ``capability``; else a ``MissingCapabilityError`` such as "method cyclegan
+    has no style space (needed for --reference); methods with one: munit, tunit"."""
+    if has_capability(model, capability):
+        return model
+    name = getattr(model, "name", type(model).__name__)
+    what = CAPABILITIES.get(capability, capability.__name__)
+    having = ", ".join(methods_with(capability)) or "none"
+    raise MissingCapabilityError(f"method {name} has no {what} (needed for {needed_for}); methods with one: "
+                                 f"{having}")
 
 
 def build_method(name: str, cfg: Any, weights: dict[str, float], channels: dict[str, int],

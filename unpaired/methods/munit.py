@@ -71,10 +71,8 @@ from unpaired.methods.base import (
     domain_discriminators,
     split_like,
 )
-from unpaired.nn.adain import adain_params, num_adain_params
-from unpaired.nn.blocks import MLP, ConvBlock, init_weights
-from unpaired.nn.decoders import UpsamplingDecoder
-from unpaired.nn.encoders import DownsamplingEncoder
+from unpaired.nn.blocks import ConvBlock, init_weights
+from unpaired.nn.generators import AdaINGenerator
 from unpaired.nn.vgg import LAYERS, layer_stride, load_vgg16_features
 
 PAIRS = (("a", "b"), ("b", "a"))  # (source, target) of the two translations
@@ -132,23 +130,13 @@ class StyleEncoder(nn.Sequential):
         return super().forward(x).flatten(1)
 
 
-class AdaINGenerator(nn.Module):
+def domain_generator(channels: int, cfg: MUNITConfig) -> AdaINGenerator:
     """One domain's auto-encoder: ``content`` (E^c), ``style`` (E^s), ``decoder`` (G) and the ``mlp`` that
-    turns a style code into the decoder's AdaIN parameters."""
-
-    def __init__(self, channels: int, cfg: MUNITConfig) -> None:
-        super().__init__()
-        act, pad = cfg.activation, cfg.pad_type
-        self.content = DownsamplingEncoder(channels, cfg.dim, cfg.n_down, cfg.n_res, "in", act, pad)
-        self.style = StyleEncoder(channels, cfg.dim, cfg.style_dim, cfg.style_n_down, act, pad)
-        self.decoder = UpsamplingDecoder(self.content.out_channels, channels, cfg.n_down, cfg.n_res, "adain",
-                                         act, pad)
-        self.mlp = MLP(cfg.style_dim, num_adain_params(self.decoder), cfg.mlp_dim, cfg.mlp_layers, act)
-
-    def decode(self, content: Tensor, style: Tensor) -> Tensor:
-        """G(c, s): sample i of ``content`` is decoded with style code i (N x style_dim)."""
-        with adain_params(self.decoder, self.mlp(style)):
-            return self.decoder(content)
+    turns a style code into the decoder's AdaIN parameters (the content + AdaIN generator TUNIT shares)."""
+    act, pad = cfg.activation, cfg.pad_type
+    return AdaINGenerator(channels, cfg.dim, cfg.n_down, cfg.n_res, cfg.style_dim, cfg.mlp_dim, cfg.mlp_layers, act,
+                          pad, style_encoder=lambda: StyleEncoder(channels, cfg.dim, cfg.style_dim, cfg.style_n_down,
+                                                                  act, pad))
 
 
 def share_residual_blocks(first: AdaINGenerator, second: AdaINGenerator, count: int) -> None:
@@ -197,7 +185,7 @@ class MUNIT(Method):
                                  f"(its feature maps need >= 2x2 for instance norm: image_size >= "
                                  f"{2 * layer_stride(cfg.vgg_layer)})")
         self.size_multiple = 2**cfg.n_down
-        gen = nn.ModuleDict({d: AdaINGenerator(channels[d], cfg) for d in DOMAINS})
+        gen = nn.ModuleDict({d: domain_generator(channels[d], cfg) for d in DOMAINS})
         share_residual_blocks(gen["a"], gen["b"], cfg.shared_blocks)
         dis = domain_discriminators(cfg, {d: channels[d] for d in DOMAINS})
         init_weights(gen, cfg.init)
@@ -302,21 +290,12 @@ class MUNIT(Method):
         return terms
 
     # -- inference ---------------------------------------------------------------------------------
-    def translate_with_styles(self, x: Tensor, direction: str, styles: Tensor) -> Tensor:
+    def translate_with_styles(self, x: Tensor, direction: str, styles: Tensor, paired: bool = False) -> Tensor:
         """Every input decoded with every style code (K x style_dim): N*K images, input-major
-        (``out[i * K + k]`` is input i in style k; ``out.unflatten(0, (N, K))`` gives N x K x C x H x W)."""
+        (``out[i * K + k]`` is input i in style k; ``out.unflatten(0, (N, K))`` gives N x K x C x H x W); with
+        ``paired``, input i with code i only (N codes, N images)."""
         source, target = self.check_direction(direction).split("2")
-        if styles.dim() == 4 and styles.shape[2:] == (1, 1):
-            styles = styles.flatten(1)
-        if styles.dim() == 1:
-            styles = styles[None]
-        if styles.dim() != 2 or styles.shape[1] != self.cfg.style_dim:
-            raise ValueError(f"style codes must be K x {self.cfg.style_dim} (or {self.cfg.style_dim} for one), "
-                             f"got {tuple(styles.shape)}")
-        content = self.encode_content(source, x)
-        n, k = content.shape[0], styles.shape[0]
-        styles = styles.to(device=content.device)
-        return self.nets["gen"][target].decode(content.repeat_interleave(k, 0), styles.repeat(n, 1))
+        return self.nets["gen"][target].decode_with_styles(self.encode_content(source, x), styles, paired)
 
     def translate(self, x: Tensor, direction: str, styles: int = 1, reference: Tensor | None = None,
                   style: Tensor | None = None, interpolate: int | None = None, seed: int | None = None) -> Tensor:

@@ -89,11 +89,9 @@ from unpaired.losses.adversarial import discriminator_loss, generator_loss, r1_p
 from unpaired.losses.clustering import info_nce, mutual_information
 from unpaired.losses.reconstruction import l1
 from unpaired.methods.base import METHODS, Batch, Method, Step, cat_batches, split_like
-from unpaired.nn.adain import adain_params, num_adain_params
 from unpaired.nn.augment import Augmentation, shuffle_tiles
-from unpaired.nn.blocks import MLP, ConvBlock, init_weights
-from unpaired.nn.decoders import UpsamplingDecoder
-from unpaired.nn.encoders import DownsamplingEncoder
+from unpaired.nn.blocks import ConvBlock, init_weights
+from unpaired.nn.generators import AdaINGenerator
 
 MODES = ("unsupervised", "semi", "supervised")
 GUIDE_TERMS = ("mi", "mi_over", "style_e", "ce")
@@ -233,20 +231,12 @@ class GuidingNetwork(nn.Module):
         return self.style(self.trunk(x))
 
 
-class StyleGenerator(nn.Module):
+def style_generator(channels: int, cfg: TUNITConfig, n_down: int) -> AdaINGenerator:
     """G: ``content`` encoder (instance norm) and ``decoder`` whose residual and upsampling blocks are AdaIN,
-    with the ``mlp`` that turns a style code into their parameters (official TUNIT Generator)."""
-
-    def __init__(self, channels: int, cfg: TUNITConfig, n_down: int) -> None:
-        super().__init__()
-        self.content = DownsamplingEncoder(channels, cfg.dim, n_down, cfg.n_res, "in", "relu", "reflect")
-        self.decoder = UpsamplingDecoder(self.content.out_channels, channels, n_down, cfg.n_res, "adain", "relu",
-                                         "reflect", up_norm="adain")
-        self.mlp = MLP(cfg.style_dim, num_adain_params(self.decoder), cfg.mlp_dim, cfg.mlp_layers, "relu")
-
-    def decode(self, content: Tensor, style: Tensor) -> Tensor:
-        with adain_params(self.decoder, self.mlp(style)):
-            return self.decoder(content)
+    with the ``mlp`` that turns a style code into their parameters (official TUNIT Generator; MUNIT's design,
+    the shared ``AdaINGenerator``, without a style encoder: the styles come from E)."""
+    return AdaINGenerator(channels, cfg.dim, n_down, cfg.n_res, cfg.style_dim, cfg.mlp_dim, cfg.mlp_layers, "relu",
+                          "reflect", up_norm="adain")
 
 
 class PreActivationResBlock(nn.Module):
@@ -327,7 +317,7 @@ class TUNIT(Method):
         n_down = int(math.log2(image_size // cfg.content_size))
         self.size_multiple = 2**n_down
         c = channels["a"]
-        generator = StyleGenerator(c, cfg, n_down)
+        generator = style_generator(c, cfg, n_down)
         init_weights(generator, "kaiming")
         guide = GuidingNetwork(c, cfg.guide_dim, cfg.guide_stages, cfg.k, cfg.style_dim, cfg.over_k)
         dis = MultiTaskDiscriminator(c, image_size, cfg.k, cfg.dis_dim, cfg.dis_max_dim)
@@ -361,7 +351,7 @@ class TUNIT(Method):
                  "weight_decay": self.cfg.guide_weight_decay}]
 
     @property
-    def generator(self) -> StyleGenerator:
+    def generator(self) -> AdaINGenerator:
         return self.nets["gen"]["generator"]
 
     @property
@@ -554,17 +544,23 @@ class TUNIT(Method):
                              f"style; domains with images: {', '.join(map(str, seen)) or 'none yet'}")
         return self.domain_styles[domain][None]
 
-    def translate_with_styles(self, x: Tensor, styles: Tensor) -> Tensor:
-        """Every input with every style code (K x style_dim): N*K images, input-major (``out[i * K + k]``)."""
-        if styles.dim() == 1:
-            styles = styles[None]
-        if styles.dim() != 2 or styles.shape[1] != self.cfg.style_dim:
-            raise ValueError(f"style codes must be K x {self.cfg.style_dim} (or {self.cfg.style_dim} for one), "
-                             f"got {tuple(styles.shape)}")
-        content = self.generator.content(x)
-        n, k = content.shape[0], styles.shape[0]
-        styles = styles.to(device=content.device, dtype=content.dtype)
-        return self.generator.decode(content.repeat_interleave(k, 0), styles.repeat(n, 1))
+    def encode_style(self, domain: str, x: Tensor) -> Tensor:
+        """E_s(x): the style codes (N x style_dim) of images of the collection (``domain`` 'a' or 'b', the same
+        space: a translation stays in the collection)."""
+        if domain not in ("a", "b"):
+            raise ValueError(f"domain must be 'a' or 'b' (tunit has one collection), got '{domain}'")
+        return self.guide.encode_style(x)
+
+    def translate_with_styles(self, x: Tensor, direction: str, styles: Tensor, paired: bool = False) -> Tensor:
+        """Every input with every style code (K x style_dim): N*K images, input-major (``out[i * K + k]``); with
+        ``paired``, input i with code i only (N codes, N images). ``direction``: a2b, the only one."""
+        self._check_direction(direction)
+        return self.generator.decode_with_styles(self.generator.content(x), styles, paired)
+
+    def _check_direction(self, direction: str) -> None:
+        if direction != "a2b":
+            raise ValueError(f"tunit translates within its one collection (direction a2b; the target is given by "
+                             f"a reference or a domain), not {direction}")
 
     def translate(self, x: Tensor, direction: str = "a2b", reference: Tensor | None = None,
                   domain: int | None = None, style: Tensor | None = None) -> Tensor:
@@ -574,9 +570,7 @@ class TUNIT(Method):
         - ``domain``: pseudo domain j: its average style code over training (one output per input);
         - ``style``: explicit codes, K x style_dim.
         """
-        if direction != "a2b":
-            raise ValueError(f"tunit translates within its one collection (direction a2b; the target is given by "
-                             f"a reference or a domain), not {direction}")
+        self._check_direction(direction)
         chosen = [name for name, given in (("reference", reference), ("domain", domain), ("style", style))
                   if given is not None]
         if len(chosen) != 1:
@@ -587,12 +581,12 @@ class TUNIT(Method):
                 reference = reference[None]
             if reference.shape[1] != self.channels["a"]:
                 raise ValueError(f"reference images must have {self.channels['a']} channels, got {reference.shape[1]}")
-            codes = self.guide.encode_style(reference.to(x.device))
+            codes = self.encode_style("b", reference.to(x.device))
         elif domain is not None:
             codes = self.domain_style(int(domain))
         else:
             codes = style
-        return self.translate_with_styles(x, codes)
+        return self.translate_with_styles(x, direction, codes)
 
     @torch.no_grad()
     def visuals(self, batch: Batch) -> dict[str, Tensor]:

@@ -50,6 +50,7 @@ from unpaired.losses.reconstruction import kl_standard_normal, l1
 from unpaired.methods.base import (
     DOMAINS,
     METHODS,
+    AuxiliaryClassifier,
     Batch,
     Method,
     MultiScaleGANConfig,
@@ -158,6 +159,12 @@ class UNIT(Method):
     @classmethod
     def labelled_domains(cls, cfg: UNITConfig) -> tuple[str, ...]:
         return ("a",) if cfg.classes else ()
+
+    def provides(self, capability: type) -> bool:
+        """The auxiliary classifier exists only with ``model.classes`` > 0."""
+        if capability is AuxiliaryClassifier and not self.cfg.classes:
+            return False
+        return super().provides(capability)
 
     def classify(self, x: Tensor, domain: str) -> Tensor:
         """Class logits of images of ``domain``: the classifier head on D_domain's finest-scale features."""

@@ -75,6 +75,7 @@ from unpaired.devices import resolve_device, resolve_precision
 from unpaired.images import save_grid
 from unpaired.inference import load as load_translator
 from unpaired.io import atomic_json, atomic_write
+from unpaired.methods.base import AuxiliaryClassifier, require
 from unpaired.metrics.digits import accuracy, class_probabilities, digit_fid, ensure_feature_net, to_unit_range
 from unpaired.nn.classifiers import DigitClassifier, load_digit_network, save_digit_network
 from unpaired.training.batches import StepBatches
@@ -367,7 +368,7 @@ def train_translator(settings: AdaptationSettings, cfg: Any, run_dir: Path, prog
 @torch.no_grad()
 def head_accuracy(translator: Any, images: Tensor, labels: Tensor, domain: str, batch_size: int = 512) -> float:
     """Accuracy of the translator's own classifier head (UNIT ``classify``) on ``images`` of ``domain``."""
-    method = translator.method.eval()
+    method = require(translator.method, AuxiliaryClassifier, "the classifier head's accuracy").eval()
     device = next(method.parameters()).device
     predictions = torch.cat([method.classify(to_unit_range(images[i:i + batch_size]).to(device), domain)
                              .argmax(1).cpu() for i in range(0, images.shape[0], batch_size)])

@@ -89,9 +89,13 @@ def translation_diversity(model: Any, images: Tensor, direction: str, k: int = 8
 @torch.no_grad()
 def style_reconstruction_error(model: Any, images: Tensor, direction: str, k: int = 8, seed: int = 0) -> float:
     """Mean |E_t^s(G_t(E_s^c(x), s)) - s| (L1 per code element) over the images and K codes s ~ N(0, I)
-    drawn from ``seed``; t is the target domain. Needs a method with ``sample_styles``, ``encode_style`` and a
-    ``style=`` translate option (MUNIT)."""
+    drawn from ``seed``; t is the target domain. Needs a method with a style prior (``StylePrior``: MUNIT) and a
+    ``style=`` translate option."""
     method = _method(model)
+    missing = [name for name in ("sample_styles", "encode_style") if not callable(getattr(method, name, None))]
+    if missing:  # the StylePrior capability of unpaired.methods.base, checked here by its members (layer 1)
+        raise ValueError(f"method {getattr(method, 'name', type(method).__name__)} has no style prior (needed for "
+                         f"the style reconstruction error: it lacks {', '.join(missing)}); methods with one: munit")
     device = next(method.parameters()).device
     codes = method.sample_styles(k, seed, device)
     out = method.translate(images.to(device), direction, style=codes)  # N*K, input-major

@@ -1,4 +1,5 @@
-"""Image-to-image generators of the one-to-one family (CycleGAN, DiscoGAN, DualGAN, DistanceGAN, GcGAN).
+"""Image-to-image generators: the one-to-one family's (CycleGAN, DiscoGAN, DualGAN, DistanceGAN, GcGAN) and the
+content + AdaIN generator of the style-based methods (MUNIT, TUNIT).
 
 - ``ResnetGenerator``: the CycleGAN generator (Zhu et al. 2017, appendix 7.2, after Johnson et al. 2016):
   c7s1-dim, d(2 dim), d(4 dim), R(4 dim) x n_res, u(2 dim), u(dim), c7s1-C tanh.
@@ -8,14 +9,23 @@
 
 All of them are built from the shared ``ConvBlock`` / ``ResBlocks`` plus the transposed-convolution block
 below, and map images in [-1, 1] to images in [-1, 1].
+
+- ``AdaINGenerator``: a content encoder (instance norm) and a decoder whose residual (and optionally upsampling)
+  blocks are AdaIN, with the MLP that turns a style code into their parameters (MUNIT, Huang et al. 2018,
+  Sec. 3.2; TUNIT's generator is the same design), optionally with a style encoder of its own (MUNIT's E^s).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
-from unpaired.nn.blocks import ConvBlock, ResBlocks, make_activation, make_norm
+from unpaired.nn.adain import adain_params, num_adain_params
+from unpaired.nn.blocks import MLP, ConvBlock, ResBlocks, make_activation, make_norm
+from unpaired.nn.decoders import UpsamplingDecoder
+from unpaired.nn.encoders import DownsamplingEncoder
 
 UPSAMPLING = ("transpose", "nearest")
 
@@ -114,3 +124,54 @@ class UNetGenerator(nn.Module):
             if self.skips:
                 x = torch.cat([x, skip], 1)
         return self.out(x)
+
+
+class AdaINGenerator(nn.Module):
+    """G(c, s): ``content`` (E^c, instance norm, ``n_down`` halvings and ``n_res`` residual blocks), ``decoder``
+    (``n_res`` AdaIN residual blocks and ``n_down`` upsamplings, normalised by ``up_norm``) and the ``mlp`` that
+    turns a style code (``style_dim``) into the decoder's AdaIN parameters. ``style_encoder``, when given, builds
+    a ``style`` module (E^s) right after the content encoder (MUNIT; TUNIT's styles come from its guiding network).
+
+    The submodule names (``content``, ``style``, ``decoder``, ``mlp``) are the checkpoints' parameter names.
+    """
+
+    def __init__(self, channels: int, dim: int, n_down: int, n_res: int, style_dim: int, mlp_dim: int,
+                 mlp_layers: int, activation: str = "relu", pad_type: str = "reflect", up_norm: str = "ln",
+                 style_encoder: Callable[[], nn.Module] | None = None) -> None:
+        super().__init__()
+        self.style_dim = style_dim
+        self.content = DownsamplingEncoder(channels, dim, n_down, n_res, "in", activation, pad_type)
+        if style_encoder is not None:
+            self.style = style_encoder()
+        self.decoder = UpsamplingDecoder(self.content.out_channels, channels, n_down, n_res, "adain", activation,
+                                         pad_type, up_norm=up_norm)
+        self.mlp = MLP(style_dim, num_adain_params(self.decoder), mlp_dim, mlp_layers, activation)
+
+    def decode(self, content: Tensor, style: Tensor) -> Tensor:
+        """G(c, s): sample i of ``content`` is decoded with style code i (N x style_dim)."""
+        with adain_params(self.decoder, self.mlp(style)):
+            return self.decoder(content)
+
+    def decode_with_styles(self, content: Tensor, styles: Tensor, paired: bool = False) -> Tensor:
+        """Every content code with every style code (K x style_dim, or style_dim for one; N x style_dim x 1 x 1
+        is read as N x style_dim): N*K images, input-major (``out[i * K + k]`` is content i in style k). With
+        ``paired``, content i with style i only (K = N codes): N images."""
+        styles = self.check_styles(styles)
+        styles = styles.to(device=content.device, dtype=content.dtype)
+        n, k = content.shape[0], styles.shape[0]
+        if paired:
+            if k != n:
+                raise ValueError(f"paired styles need one code per input: {n} inputs, {k} codes")
+            return self.decode(content, styles)
+        return self.decode(content.repeat_interleave(k, 0), styles.repeat(n, 1))
+
+    def check_styles(self, styles: Tensor) -> Tensor:
+        """Style codes as K x style_dim, or a ValueError naming the shape expected."""
+        if styles.dim() == 4 and styles.shape[2:] == (1, 1):
+            styles = styles.flatten(1)
+        if styles.dim() == 1:
+            styles = styles[None]
+        if styles.dim() != 2 or styles.shape[1] != self.style_dim:
+            raise ValueError(f"style codes must be K x {self.style_dim} (or {self.style_dim} for one), "
+                             f"got {tuple(styles.shape)}")
+        return styles
