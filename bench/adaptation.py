@@ -13,6 +13,7 @@ direction). The runs' own folders (translators, per-run reports) go to ``--work`
 
     python bench/adaptation.py                       # 2 directions x 3 seeds, the defaults
     python bench/adaptation.py --seeds 0 --translator-minutes 1 --classifier-steps 200 --work /tmp/a --out /tmp/a
+    python bench/adaptation.py --quick               # seed 0, 3 translator steps: checks the script end to end
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from common import RESULTS, cpu_name, write_report
+from common import add_quick_option, cpu_name, resolve_output_folders, write_report
 
 from unpaired.metrics.adaptation import (
     DEFAULT_VARIANTS,
@@ -57,7 +58,7 @@ def fmt(stats: dict[str, float] | None) -> str:
     return f"{stats['mean']:.4f} +- {stats['std']:.4f}" if stats["n"] > 1 else f"{stats['mean']:.4f}"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="mnist->usps,usps->mnist")
     parser.add_argument("--seeds", default="0,1,2")
@@ -69,16 +70,25 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
     parser.add_argument("--fid-steps", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--work", type=Path, default=Path("runs/bench_adaptation"))
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra config override for the translators (repeatable)")
+    add_quick_option(parser, "seed 0, 3 translator steps, 10 classifier steps, 64 images per split: checks the "
+                             "script end to end")
+    parser.add_argument("--work", type=Path, default=None, help="run folders (default runs/bench_adaptation)")
     parser.add_argument("--records-only", action="store_true",
                         help="run nothing: rewrite the table from the runs recorded so far")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    quick = {}
+    if args.quick:
+        args.seeds, args.fid_steps, args.classifier_steps, args.translator_minutes = "0", 5, 10, None
+        quick = {"translator_steps": 3, "batch_size": 8, "limit": 64}
+        args.overrides = ["train.batch_size=8", "train.checkpoint_every=3", *args.overrides]
+    resolve_output_folders(parser, args, "adaptation")
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     tasks = [t.strip().split("->") for t in args.tasks.split(",")]
     variants = [v.strip() for v in args.variants.split(",")]
-    command = "python bench/adaptation.py " + shlex.join(sys.argv[1:])
+    command = "python bench/adaptation.py " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     records = args.out / "adaptation_runs"  # one small JSON (+ examples PNG) per finished run, committed
     records.mkdir(parents=True, exist_ok=True)
@@ -88,7 +98,8 @@ def main() -> None:
             task, name = f"{source}->{target}", f"{source}2{target}_seed{seed}"
             settings = AdaptationSettings(source=source, target=target, seed=seed, variants=variants,
                                           translator_minutes=args.translator_minutes,
-                                          classifier_steps=args.classifier_steps, fid_steps=args.fid_steps)
+                                          classifier_steps=args.classifier_steps, fid_steps=args.fid_steps,
+                                          overrides=args.overrides, **quick)
             record = records / f"{name}.json"
             if record.is_file() and json.loads(record.read_text())["settings"] == asdict(settings):
                 report = json.loads(record.read_text())  # measured earlier with these exact settings
@@ -112,12 +123,12 @@ def main() -> None:
             runs[task].append(report)
             print(f"{task} seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in report["accuracy"].items())
                   + f" ({report['wall_seconds']:.0f} s)", flush=True)
-            write_results(runs, seeds, variants, command, args.out, records)
+            write_results(runs, seeds, variants, command, args.out, records, args.quick)
     print((args.out / "adaptation.md").read_text())
 
 
 def write_results(runs: dict[str, list[dict]], seeds: list[int], variants: list[str], command: str, out: Path,
-                  records: Path) -> None:
+                  records: Path, quick: bool = False) -> None:
     """The table over the runs finished so far (written after every run: a cut-short benchmark still reports)."""
     table: dict[str, dict] = {}
     for task, reports in runs.items():
@@ -142,7 +153,8 @@ def write_results(runs: dict[str, list[dict]], seeds: list[int], variants: list[
             if complete and HEADLINE in rows and task in TARGETS else None,
         }
     first = next(r for reports in runs.values() for r in reports)
-    payload = {"command": command, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    payload = {"quick": quick, "command": command,
+               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "machine": f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
                "seeds": seeds, "complete": all(len(r) == len(seeds) for r in runs.values()),
                "semantic_consistency": any(r.get("semantic_consistency") for rs in runs.values() for r in rs),
@@ -160,6 +172,8 @@ def markdown(payload: dict, variants: list[str]) -> str:
     semantic = payload.get("semantic_consistency")
     lines = [
         "# Digit domain adaptation (UNIT's table, MNIST <-> USPS)", "",
+        *(["> **`--quick` run: tiny budgets that only check the script end to end. These figures are NOT "
+           "measurements.**", ""] if payload.get("quick") else []),
         f"Command: `{payload['command']}`  ", f"Date: {payload['date']}  ", f"Machine: {payload['machine']}", "",
         f"Per run: {s['method'].upper()} (`{config}`, {s['image_size']}x{s['image_size']}, bf16 where native) "
         f"trained on the unlabelled training digits of both domains ({'/'.join(map(str, steps))} steps, capped at "

@@ -106,7 +106,7 @@ MUNIT_REFERENCE_64 = REFERENCE_CONFIGS["MUNIT small64 b8"][2]  # reference-speed
 UNIT_REFERENCE_64 = REFERENCE_CONFIGS["UNIT small64 b8"][2]
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the config's, 12000)")
     parser.add_argument("--minutes", type=float, default=None,
@@ -132,11 +132,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--live-weights", action="store_true",
                         help="evaluate the trained weights themselves, not their EMA copy (when the run keeps one)")
     add_output_options(parser, "munit")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.minutes, args.eval = 3, 0.0, min(args.eval, 64)
         args.judge_steps, args.feature_steps, args.handbags_steps = 10, 10, 2
         args.speed_steps, args.speed_warmup = 1, 1
+    # --quick times tiny batches of the networks --set makes (model.dim=8...): the cases run, the figures mean nothing
+    args.speed_overrides = ["train.batch_size=2", *args.overrides] if args.quick else []
     if args.minutes is None and args.resume is None:
         args.minutes = 120.0
     resolve_output_folders(parser, args, "munit")
@@ -193,8 +195,8 @@ def measure_speed(args: argparse.Namespace, work: Path) -> dict:
         ("unit_ref64_b8_fp32", "unit", [], UNIT_REFERENCE_64 + FP32, str(synthetic)),
         ("unit_ref64_b8_bf16_cl", "unit", [], UNIT_REFERENCE_64 + FAST, str(synthetic)),
     ]:
-        cases[name] = time_case(method, files, overrides, source, args.speed_steps, args.speed_warmup,
-                                work / "speed" / name)
+        cases[name] = time_case(method, files, [*overrides, *args.speed_overrides], source, args.speed_steps,
+                                args.speed_warmup, work / "speed" / name)
         print("speed", name, cases[name]["images_per_second"], "images/s", flush=True)
     shutil.rmtree(work / "speed", ignore_errors=True)  # run folders of timed steps only: nothing to keep
     shutil.rmtree(synthetic, ignore_errors=True)
@@ -227,16 +229,18 @@ def translate_styles(translator: Any, images: torch.Tensor, direction: str, code
 def real_diversity(target_images: torch.Tensor, target_labels: torch.Tensor, classes: torch.Tensor, k: int,
                    seed: int) -> float:
     """Mean pairwise pixel L1 within groups of k distinct real target images, one group per entry of
-    ``classes``: k images of that class, or of any class where the entry is -1."""
+    ``classes``: k images of that class, or of any class where the entry is -1 (fewer, the same number in every
+    group, where a class has fewer than k test images: tiny stand-in data sets)."""
     from unpaired.metrics.digits import to_unit_range
     from unpaired.metrics.diversity import mean_pairwise_distance
 
     gen = torch.Generator().manual_seed(seed)
     by_class = {int(c): (target_labels == c).nonzero().flatten() for c in target_labels.unique()}
     everything = torch.arange(len(target_images))
+    pools = [by_class[int(c)] if c >= 0 else everything for c in classes.tolist()]
+    k = min(k, *(len(pool) for pool in pools))
     groups = []
-    for c in classes.tolist():
-        pool = by_class[int(c)] if c >= 0 else everything
+    for pool in pools:
         groups.append(pool[torch.randperm(len(pool), generator=gen)[:k]])
     return mean_pairwise_distance(to_unit_range(target_images[torch.stack(groups)]))
 
@@ -423,20 +427,20 @@ def train_digits(args: argparse.Namespace, bf16: bool, work: Path, results: dict
     return result.checkpoint
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from unpaired.data import data_root, open_digits
     from unpaired.devices import resolve_precision
     from unpaired.inference import load
     from unpaired.metrics.digits import accuracy, cached_digit_judge, ensure_feature_net
 
-    args = parse_args()
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     bench_started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
     bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
     results: dict[str, Any] = {
-        **provenance("munit.py", native_bf16=bf16),
+        **provenance("munit.py", argv, native_bf16=bf16),
         "quick": args.quick,
     }
 

@@ -91,7 +91,7 @@ SOURCES = ("mnist", "usps", "mnist_inverted")
 FID_SETS = ("mnist", "usps")  # the digit feature network is trained on these
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the config's, 8000)")
     parser.add_argument("--minutes", type=float, default=45.0, help="training wall-time budget; 0: none")
@@ -109,7 +109,8 @@ def parse_args() -> argparse.Namespace:
                              "as stored and re-estimated, instead of training")
     parser.add_argument("--name", default="tunit_ema_statistics", help="report name of --ema-statistics")
     add_output_options(parser, "tunit")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.argv = argv
     args.sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     unknown = sorted(set(args.sources) - set(SOURCES))
     if unknown or len(args.sources) < 2:
@@ -375,7 +376,7 @@ def ema_statistics(args: argparse.Namespace) -> None:
     judges = {name: cached_digit_judge(name, *data[name]["train"], args.judge_steps, args.work) for name in SOURCES}
     pool = torch.cat([data[name]["train"][0][:3000] for name in SOURCES])
     pool = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))]
-    record = {**provenance("tunit.py"), "checkpoint": str(checkpoint)}
+    record = {**provenance("tunit.py", args.argv), "checkpoint": str(checkpoint)}
     for case in ("as_stored", "re_estimated"):
         translator = load(checkpoint, device="cpu")
         if case == "re_estimated":
@@ -398,10 +399,10 @@ def ema_statistics(args: argparse.Namespace) -> None:
 # -- main --------------------------------------------------------------------------------------------------------
 def header(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
     """The exact command, the date and the machine, for the report."""
-    return {**provenance("tunit.py", native_bf16=bf16), "quick": args.quick, "sources": args.sources}
+    return {**provenance("tunit.py", args.argv, native_bf16=bf16), "quick": args.quick, "sources": args.sources}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from unpaired.config import build_config
     from unpaired.data import data_root
     from unpaired.devices import resolve_precision
@@ -411,7 +412,7 @@ def main() -> None:
     from unpaired.training.logging import read_metrics
     from unpaired.training.trainer import Trainer
 
-    args = parse_args()
+    args = parse_args(argv)
     if args.ema_statistics is not None:
         ema_statistics(args)
         return

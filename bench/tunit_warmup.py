@@ -12,6 +12,7 @@ interrupted sweep resumes and runs made by hand with the same command can be fil
 OUT/tunit_warmup.json and OUT/tunit_warmup.md (OUT: --out, default bench/results).
 
     python bench/tunit_warmup.py --seeds 0-5 --variant base= --variant over30=model.over_k=30
+    python bench/tunit_warmup.py --quick    # seed 0, base only, each run bench/tunit.py --quick: a smoke check
 """
 
 from __future__ import annotations
@@ -23,23 +24,30 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import provenance, provenance_lines, write_report
+from common import add_quick_option, provenance, provenance_lines, resolve_output_folders, write_report
 
 HERE = Path(__file__).resolve().parent
 SOURCE_SHARE = 0.01
 """A pseudo domain counts as used when it holds more than this share of the pool."""
+QUICK_STEPS = 6
+"""The steps of ``bench/tunit.py --quick``, which every run of a --quick sweep is."""
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-5", help="train.seed values: 'A-B' or comma-separated")
     parser.add_argument("--variant", action="append", default=[],
                         help="NAME=OVERRIDE[,OVERRIDE...] (repeatable; default: base= and over30=model.over_k=30)")
     parser.add_argument("--steps", type=int, default=2500, help="steps of each run (the config's warm-up: 2500)")
-    parser.add_argument("--work", type=Path, default=Path("runs/bench_tunit_warmup"),
-                        help="runs, judges and pools (shared with bench/tunit.py's --work)")
-    parser.add_argument("--out", type=Path, default=HERE / "results")
-    args = parser.parse_args()
+    add_quick_option(parser, "seed 0 and the base variant only (unless given), each run `bench/tunit.py --quick` "
+                             "on 1 thread: checks the script end to end")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="runs, judges and pools (shared with bench/tunit.py's --work; default "
+                             "runs/bench_tunit_warmup)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.steps, args.variant = "0", QUICK_STEPS, args.variant or ["base="]
+    resolve_output_folders(parser, args, "tunit_warmup")
     low, _, high = args.seeds.partition("-")
     args.seeds = list(range(int(low), int(high) + 1)) if high else [int(s) for s in args.seeds.split(",")]
     variants = args.variant or ["base=", "over30=model.over_k=30"]
@@ -59,7 +67,7 @@ def run_once(name: str, overrides: list[str], seed: int, args: argparse.Namespac
     if not result.exists():
         sets = [arg for o in [*overrides, f"train.seed={seed}"] for arg in ("--set", o)]
         command = [sys.executable, str(HERE / "tunit.py"), "--minutes", "0", "--steps", str(args.steps), *sets,
-                   "--out", str(out), "--work", str(args.work)]
+                   "--out", str(out), "--work", str(args.work), *(["--quick", "--threads", "1"] if args.quick else [])]
         print(" ".join(command), flush=True)
         subprocess.run(command, check=True)
     report = json.loads(result.read_text())
@@ -71,17 +79,20 @@ def run_once(name: str, overrides: list[str], seed: int, args: argparse.Namespac
             "command": report["command"], "machine": report["machine"], "date": report["date"]}
 
 
-def main() -> None:
-    args = parse_args()
-    results: dict = {**provenance("tunit_warmup.py"), "steps": args.steps, "variants": {}}
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    results: dict = {**provenance("tunit_warmup.py", argv), "quick": args.quick, "steps": args.steps, "variants": {}}
     for name, overrides in args.variants.items():
         runs = [run_once(name, overrides, seed, args) for seed in args.seeds]
         scores = [r["clustering"] for r in runs]
         results["variants"][name] = {"overrides": overrides, "runs": runs, "mean": round(statistics.mean(scores), 4),
                                      "min": min(scores), "at_least_0.95": sum(s >= 0.95 for s in scores)}
     lines = [f"# TUNIT: E's warm-up alone ({args.steps} steps), clustering accuracy over seeds", "",
+             *(["> **`--quick` run: tiny budgets that only check the script end to end. These figures are NOT "
+                "measurements.**", ""] if args.quick else []),
              *provenance_lines(results, "Summary command"),
-             f"Each run: `python bench/tunit.py --minutes 0 --steps {args.steps} --set OVERRIDES --set train.seed=S` "
+             f"Each run: `python bench/tunit.py --minutes 0 --steps {args.steps} --set OVERRIDES --set train.seed=S"
+             f"{' --quick' if args.quick else ''}` "
              "(its own command, date and machine are in the json).", "",
              "| variant | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean | min | >= 0.95 |",
              "|---|" + "---|" * (len(args.seeds) + 3)]

@@ -110,3 +110,18 @@ def test_the_official_munit_figure_names_its_cpu_kind_or_says_why_there_is_none(
     assert munit.targets({**ratio, "evaluation": {"directions": {"mnist->usps": {
         "kept_min": 0.9, "diversity_pixel_l1": {"ratio_to_real_same_class": 0.2}}}}})[
         "speed_vs_official_munit_ref64"]["met"] is None
+
+
+def test_quick_munit_benchmark_writes_its_report(tmp_path, monkeypatch):
+    from test_data import tiny_mnist, tiny_usps_h5
+
+    root = tmp_path / "data"
+    tiny_mnist(root, n_train=40, n_test=20)  # 2 test digits a class: the diversity measure compares pairs
+    tiny_usps_h5(root, n=30)
+    monkeypatch.setenv("UNPAIRED_DATA", str(root))
+    out = tmp_path / "out"
+    munit.main(["--quick", "--threads", "1", "--out", str(out), "--set", "model.dim=8", "--set", "model.dis_dim=8"])
+    record = json.loads((out / "munit.json").read_text())
+    assert record["quick"] and record["training"]["steps"] == 3
+    assert set(record["evaluation"]["directions"]) == {"mnist->usps", "usps->mnist"}
+    assert "NOT measurements" in (out / "munit.md").read_text() and (out / "munit_styles.png").is_file()

@@ -1,0 +1,66 @@
+"""--quick of the benchmarks that have no test file of their own: each runs end to end on tiny stand-ins for
+MNIST and USPS, writes its report to a temporary folder and says its figures are no measurements."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from test_data import tiny_mnist, tiny_usps_h5
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+
+@pytest.fixture
+def tiny_digits(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "data"
+    tiny_mnist(root, n_train=40, n_test=12)
+    tiny_usps_h5(root, n=30)
+    monkeypatch.setenv("UNPAIRED_DATA", str(root))
+    return root
+
+
+def test_quick_tunit_benchmark_writes_its_report(tmp_path, tiny_digits):
+    import tunit
+
+    out = tmp_path / "out"
+    tunit.main(["--quick", "--threads", "1", "--out", str(out), "--set", "model.dim=8"])
+    record = json.loads((out / "tunit.json").read_text())
+    assert record["quick"]
+    assert "NOT measurements" in (out / "tunit.md").read_text()
+
+
+def test_quick_adaptation_benchmark_writes_its_report(tmp_path, tiny_digits):
+    import adaptation
+
+    out = tmp_path / "out"
+    tiny = ["model.dim=8", "model.dis_dim=8", "model.n_res=2", "model.dis_layers=2", "model.dis_scales=1"]
+    adaptation.main(["--quick", "--threads", "1", "--out", str(out), *[a for o in tiny for a in ("--set", o)]])
+    record = json.loads((out / "adaptation.json").read_text())
+    assert record["quick"] and record["seeds"] == [0] and set(record["table"]) == {"mnist->usps", "usps->mnist"}
+    assert "NOT measurements" in (out / "adaptation.md").read_text()
+
+
+def test_quick_precision_quality_benchmark_writes_its_report(tmp_path, tiny_digits):
+    import precision_quality
+
+    out = tmp_path / "out"
+    tiny = ["model.dim=8", "model.dis_dim=8", "model.n_res=2", "model.dis_layers=2", "model.dis_scales=1",
+            "train.batch_size=8"]
+    precision_quality.main(["--quick", "--threads", "1", "--out", str(out), *[a for o in tiny for a in ("--set", o)]])
+    record = json.loads((out / "precision_quality.json").read_text())
+    assert record["quick"] and {run["steps"] for run in record["runs"].values()} == {2}
+    assert "NOT measurements" in (out / "precision_quality.md").read_text()
+    assert (out / "precision_quality_fp32.png").is_file()
+
+
+def test_quick_tunit_warmup_sweep_writes_its_report(tmp_path, tiny_digits):
+    import tunit_warmup
+
+    out = tmp_path / "out"
+    tunit_warmup.main(["--quick", "--out", str(out), "--variant", "base=model.dim=8"])
+    record = json.loads((out / "tunit_warmup.json").read_text())
+    assert record["quick"] and [r["seed"] for r in record["variants"]["base"]["runs"]] == [0]
+    assert "NOT measurements" in (out / "tunit_warmup.md").read_text()
