@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from unpaired.devices import cpu_name
+from unpaired.devices import cpu_field, cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -58,14 +58,7 @@ if "UNPAIRED_DATA" not in os.environ and SHARED_DATA.is_dir():
 
 def cpu_flags(info: str | None = None) -> set[str]:
     """The feature flags of the first CPU in ``info`` (default: this machine's /proc/cpuinfo)."""
-    if info is None:
-        from unpaired.devices import cpu_info
-
-        info = cpu_info()
-    for line in info.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+    return set(cpu_field("flags", info).split())
 
 
 def _flag_rule(cell: str) -> tuple[set[str], set[str]] | None:
@@ -111,15 +104,8 @@ def reference_rows(text: str) -> list[dict[str, Any]]:
 
 def cpu_vendor(info: str | None = None) -> str:
     """"AMD", "Intel" or the raw vendor_id of the first CPU in ``info`` (default: this machine's); "" if none."""
-    if info is None:
-        from unpaired.devices import cpu_info
-
-        info = cpu_info()
-    for line in info.splitlines():
-        if line.startswith("vendor_id"):
-            vendor = line.split(":", 1)[1].strip()
-            return {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(vendor, vendor)
-    return ""
+    vendor = cpu_field("vendor_id", info)
+    return {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(vendor, vendor)
 
 
 def _matches(row: dict[str, Any], flags: set[str], vendor: str) -> bool:

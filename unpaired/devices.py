@@ -28,8 +28,8 @@ def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
 
 BF16_MIN_SPEEDUP = 1.2
 """``precision=auto`` takes bf16 on a CPU only where it measured at least this much faster than fp32: CPUs that
-list AVX-512 BF16 differ (an AMD EPYC ran bf16 convolutions ~2x faster than fp32; an Intel Xeon whose AMX
-units its VM hid ran them at 0.6x), and a precision that loses speed only costs accuracy."""
+list AVX-512 BF16 differ in how fast they run it (bench/results/train_speed.md gives the kind it was measured
+on), and a precision that loses speed only costs accuracy."""
 
 
 @functools.cache
@@ -62,12 +62,19 @@ def cpu_info() -> str:
         return ""
 
 
+def cpu_field(name: str, info: str | None = None) -> str:
+    """The value of the first ``name : value`` line of ``info`` (default: this machine's /proc/cpuinfo), e.g.
+    'model name', 'flags', 'vendor_id'; '' where there is none."""
+    for line in (cpu_info() if info is None else info).splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return ""
+
+
 def cpu_name() -> str:
     """The CPU's model name from /proc/cpuinfo (e.g. 'AMD EPYC'), else what ``platform`` knows."""
-    for line in cpu_info().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+    return cpu_field("model name") or platform.processor() or "unknown"
 
 
 def fast_bf16(device: torch.device) -> bool:

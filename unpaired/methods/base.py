@@ -204,7 +204,6 @@ class DiscoveredDomains(Protocol):
 class AuxiliaryClassifier(Protocol):
     """A class head trained beside the translation (domain adaptation). UNIT with ``model.classes`` > 0."""
 
-
     def classify(self, x: Tensor, domain: str) -> Tensor:
         """Class logits (N x classes) of images ``x`` of ``domain``."""
         ...

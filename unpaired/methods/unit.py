@@ -138,7 +138,6 @@ class UNIT(Method):
             if channels["a"] != channels["b"]:
                 raise ValueError(f"model.semantic_classifier reads both domains, which need one channel count; got "
                                  f"a {channels['a']}, b {channels['b']}")
-
             self.semantic_classifier = DigitClassifier(channels["a"]).requires_grad_(False).eval()
 
     def prepare(self, sources: dict) -> None:

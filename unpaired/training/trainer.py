@@ -356,9 +356,9 @@ class Trainer:
     @torch.no_grad()
     def _update_ema(self, batch: dict[str, Tensor]) -> None:
         """Move the EMA copy's weights towards the live ones. Batch-norm statistics must belong to the weights
-        they normalise, and only the method knows which inputs its networks see: where it has batch norm it
-        re-estimates the copy's own (``Method.refresh_ema_statistics``); else the buffers are copied, since copied
-        or averaged live statistics would mis-normalise the averaged weights."""
+        they normalise (copied or averaged live statistics mis-normalise the averaged weights), and only the
+        method knows which inputs its networks see: where it has batch norm it re-estimates the copy's own
+        (``Method.refresh_ema_statistics``); else the buffers are copied."""
         decay = self.cfg.train.ema_decay
         for ema_p, p in zip(self.ema.parameters(), self.method.nets["gen"].parameters(), strict=True):
             ema_p.lerp_(p, 1.0 - decay)
