@@ -291,6 +291,48 @@ def pair_counts(rows: Any, cols: Any, shape: tuple[int, int]) -> Any:
     return torch.bincount(rows * shape[1] + cols, minlength=shape[0] * shape[1]).view(shape)
 
 
+def data_split(data: str, split: str, rows: tuple[int, int] | None = None, what: str = "") -> dict[str, Any]:
+    """One part of a data set as a report names it: rows [start, stop) of DATA's SPLIT in the loader's order, or,
+    with ``rows`` None, a part not given as a range (the whole split, or a random draw: ``what`` says which),
+    which counts as overlapping every other part of that split."""
+    return {"data": data, "split": split, "rows": list(rows) if rows else None, "what": what}
+
+
+def split_overlaps(splits: dict[str, Any]) -> list[str]:
+    """Every pair of a selection part and a test part that share images (same data set and split, rows not
+    disjoint): what a report's ``splits`` record must not hold."""
+    clashes = []
+    for chosen in splits["selection"]:
+        for scored in splits["test"]:
+            if (chosen["data"], chosen["split"]) != (scored["data"], scored["split"]):
+                continue
+            a, b = chosen["rows"], scored["rows"]
+            if a is None or b is None or (a[0] < b[1] and b[0] < a[1]):
+                clashes.append(f"{chosen['data']} {chosen['split']} rows {a or 'all'} chose and {b or 'all'} scored")
+    return clashes
+
+
+def splits_record(selection: list[dict[str, Any]], test: list[dict[str, Any]], chooses: list[str]) -> dict[str, Any]:
+    """A report's ``splits``: the data that chose anything (``chooses`` says what it chose) and the data its
+    figures are scored on; refuses a record where the two share images."""
+    record = {"selection": selection, "test": test, "chooses": chooses}
+    clashes = split_overlaps(record)
+    if clashes:
+        raise ValueError("the selection and test splits overlap: " + "; ".join(clashes))
+    return record
+
+
+def splits_lines(splits: dict[str, Any]) -> list[str]:
+    """A ``splits`` record as Markdown lines: which data chose what, and which data the figures are scored on."""
+    def part(p: dict[str, Any]) -> str:
+        rows = f" rows {p['rows'][0]}-{p['rows'][1] - 1}" if p["rows"] else ""
+        return f"{p['data']} {p['split']}{rows}" + (f" ({p['what']})" if p["what"] else "")
+
+    return ["Selection split (chose: " + "; ".join(splits["chooses"]) + "): "
+            + ", ".join(part(p) for p in splits["selection"]) + ".  ",
+            "Test split (the figures): " + ", ".join(part(p) for p in splits["test"]) + "; no image in both.", ""]
+
+
 def write_report(out: Path, name: str, record: dict[str, Any], markdown: str) -> None:
     """OUT/NAME.json (the record) and OUT/NAME.md (its report), creating OUT; the report is also printed."""
     out.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,8 @@ from unpaired.config import ConfigError, build_config
 # the adaptation variants, named here without importing torch (the CLI starts fast)
 VARIANTS_CLI = ("source_only", "translated", "translated_self_ensembling", "self_ensembling", "ensemble",
                 "ensemble_without_translation", "discriminator_head", "target_supervised")
-DEFAULT_VARIANTS_CLI = ("source_only", "translated_self_ensembling", "self_ensembling", "ensemble", "target_supervised")
+DEFAULT_VARIANTS_CLI = ("source_only", "translated_self_ensembling", "self_ensembling", "ensemble",
+                        "ensemble_without_translation", "discriminator_head", "target_supervised")
 
 DEMO_OVERRIDES = ("model.dim=16", "train.batch_size=8")
 """The demo's changes to ``unit_digits``: small enough for ~1000 steps in its budget on a 2-core CPU without

@@ -38,8 +38,10 @@ protocol (Liu & Tuzel, NeurIPS 2016). One run:
    * ``target_supervised``: target training digits *with their labels* (the upper limit; the only place target
      labels are used for training, and only in this row);
 
-4. reports target test accuracy of each (and accuracy on a validation split carved out of the source training
-   data, the only place hyper-parameters could be chosen), and the digit FID of the translations.
+4. reports target test accuracy of each, its accuracy on a validation split carved out of the source training
+   data (the only data that may choose anything), the row the protocol's rule selects on that split alone
+   (``selected_row``: the highest source-validation accuracy among the rows trained without target labels), and
+   the digit FID of the translations.
 
 Target labels are read for the test set (to score) and for the ``target_supervised`` row; the functions that
 train the other rows never receive them (``tests/test_adaptation.py`` shuffles them and gets the same
@@ -89,9 +91,13 @@ ENSEMBLES = {"ensemble": ("translated_self_ensembling", "self_ensembling"),
 second member: a ``self_ensembling`` classifier of another seed)."""
 SCORED_ONLY = {name for name, members in ENSEMBLES.items() if name not in members}
 """Rows without a classifier of their own."""
-DEFAULT_VARIANTS = ("source_only", "translated_self_ensembling", "self_ensembling", "ensemble", "target_supervised")
+DEFAULT_VARIANTS = ("source_only", "translated_self_ensembling", "self_ensembling", "ensemble",
+                    "ensemble_without_translation", "discriminator_head", "target_supervised")
 # (unpaired/cli.py repeats these two names so that `--help` needs no torch; a test keeps them equal)
-HEADLINE = "ensemble"
+SELECTABLE = tuple(v for v in VARIANTS if v != "target_supervised")
+"""The rows the protocol's rule may pick: every row trained without target labels."""
+SELECTION_RULE = ("the row of highest accuracy on the source validation split (held-out source training digits, "
+                  "translated for the translated rows) among the rows trained without target labels")
 PAPER = {"mnist->usps": 0.9597, "usps->mnist": 0.9358, "svhn->mnist": 0.9053}
 """UNIT's own figures (NeurIPS 2017, Table 2)."""
 
@@ -335,15 +341,17 @@ def _translator_config(settings: AdaptationSettings, classes: int, progress: boo
     if "discriminator_head" in settings.variants:  # the paper's way: the head, and CoGAN-style shared D layers
         if "classes" not in cfg.model:
             raise ConfigError(f"the discriminator_head row needs a method with a classifier head (unit); "
-                              f"{settings.method} has none")
+                              f"{settings.method} has none: leave the row out of --variants")
         paper = [f"model.classes={classes}", f"model.dis_shared_layers={cfg.model.dis_layers - 1}"]
         cfg = apply_overrides(cfg, paper + list(settings.overrides))  # the user's overrides still win
     return cfg
 
 
-def train_translator(settings: AdaptationSettings, cfg: Any, run_dir: Path, progress: bool = True) -> Any:
+def train_translator(cfg: Any, run_dir: Path, domains: DigitDomains, progress: bool = True) -> Any:
     """Train (or, when ``run_dir`` holds an unfinished run of the same settings, resume) the translator of config
-    ``cfg`` on the unlabelled training images of both domains; returns the Translator."""
+    ``cfg`` on the protocol's training data: the source digits left after the validation split is carved out
+    (with their labels, which only a classifier head reads) and the unlabelled target training digits; returns
+    the Translator. The validation digits stay unseen, so that every row's validation accuracy is honest."""
     done = run_dir / "translator_done.json"
     if done.is_file():  # a finished translator (e.g. of a run killed later, while training classifiers)
         _stage(progress, f"translator: reusing the finished {cfg.method} in {run_dir}")
@@ -353,11 +361,10 @@ def train_translator(settings: AdaptationSettings, cfg: Any, run_dir: Path, prog
     _stage(progress, f"translator: {'continuing' if resume else 'training'} {cfg.method} for up to "
                      f"{cfg.train.max_steps} steps{budget} in {run_dir}")
     trainer = Trainer(cfg, run_dir, resume=resume)
-    if settings.limit is not None:  # quick checks: train on the same first images the classifiers use
-        small = {d: TensorSource(s.images[:settings.limit], None, s.name) for d, s in  # type: ignore[union-attr]
-                 (("a", trainer.domains.a), ("b", trainer.domains.b))}
-        trainer.batches = StepBatches(small, cfg.train.batch_size, cfg.data.image_size, cfg.train.seed,
-                                      cfg.data.flip, trainer.world.rank, trainer.world.size)
+    protocol = {"a": TensorSource(*domains.source_fit, trainer.domains.a.name),
+                "b": TensorSource(domains.target_train_images, None, trainer.domains.b.name)}
+    trainer.batches = StepBatches(protocol, cfg.train.batch_size, cfg.data.image_size, cfg.train.seed,
+                                  cfg.data.flip, trainer.world.rank, trainer.world.size, labels=trainer.batches.labels)
     result = trainer.fit()
     summary = {"step": result.step, "stopped_by": result.stopped_by, "seconds": round(result.seconds, 1),
                "images_per_second": round(result.images_per_second, 1), "device": str(trainer.device)}
@@ -482,7 +489,7 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
         t0 = time.perf_counter()
         if semantic:
             cfg = apply_overrides(cfg, [f"model.semantic_classifier={source_file.resolve()}"])  # type: ignore[union-attr]
-        translator = train_translator(settings, cfg, out / "translator", progress)
+        translator = train_translator(cfg, out / "translator", domains, progress)
         timings["translator"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         translated, val_translated, test_translated = [
@@ -572,6 +579,7 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
         "translator_config": translator_config_name(settings) if needs_translator else None,
         "semantic_consistency": bool(semantic),
         "accuracy": {v: r["target_test_accuracy"] for v, r in rows.items()},
+        "selected": _selection(rows),
         "rows": rows,
         "digit_fid": fid,
         "paper_unit": PAPER.get(task),
@@ -582,6 +590,23 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
     }
     write_report(report, out)
     return report
+
+
+def _selection(rows: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    validation = {v: r["source_validation_accuracy"] for v, r in rows.items() if "source_validation_accuracy" in r}
+    if not any(v in SELECTABLE for v in validation):
+        return None
+    row = selected_row(validation)
+    return {"row": row, "rule": SELECTION_RULE, "target_test_accuracy": rows[row]["target_test_accuracy"]}
+
+
+def selected_row(validation: dict[str, float]) -> str:
+    """The protocol's rule (``SELECTION_RULE``): which row to report, chosen on source validation accuracies
+    alone, never on target data. Ties go to the row named first in ``VARIANTS``."""
+    candidates = [v for v in SELECTABLE if v in validation]
+    if not candidates:
+        raise ValueError(f"no row the rule can pick among {sorted(validation)}")
+    return max(candidates, key=lambda v: validation[v])  # max keeps the first of equal values
 
 
 def write_examples(sources: Tensor, translations: Tensor, path: Path) -> Path:
@@ -596,12 +621,16 @@ def markdown_report(report: dict[str, Any]) -> str:
              f"`{s['method']}` (seed {s['seed']}), {s['image_size']}x{s['image_size']}.", "",
              "| classifier | target test accuracy | source validation accuracy | train seconds |",
              "|---|---|---|---|"]
+    selected = (report.get("selected") or {}).get("row")
     for variant, row in report["rows"].items():
         val = row.get("source_validation_accuracy")
-        lines.append(f"| {variant} | {row['target_test_accuracy']:.4f} | "
+        name = f"**{variant}** (selected)" if variant == selected else variant
+        lines.append(f"| {name} | {row['target_test_accuracy']:.4f} | "
                      f"{'-' if val is None else f'{val:.4f}'} | {row['seconds']} |")
     if report.get("paper_unit"):
         lines.append(f"| UNIT paper | {report['paper_unit']:.4f} | | |")
+    if selected:
+        lines += ["", f"Selected: `{selected}`, by the protocol's rule: {SELECTION_RULE}."]
     fid = report.get("digit_fid")
     if fid:
         lines += ["", "Digit FID of the translated source test digits against real target test digits: "
@@ -618,6 +647,6 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     atomic_write(out / "report.md", lambda handle: handle.write(md))
 
 
-__all__ = ["DEFAULT_VARIANTS", "ENSEMBLES", "HEADLINE", "VARIANTS", "AdaptationSettings", "ClassifierRun",
-           "class_balance_loss", "ensemble_accuracy", "random_affine", "recalibrate_batch_norm", "run_adaptation",
-           "train_digit_classifier", "translate_all", "vote_accuracy"]
+__all__ = ["DEFAULT_VARIANTS", "ENSEMBLES", "SELECTABLE", "SELECTION_RULE", "VARIANTS", "AdaptationSettings",
+           "ClassifierRun", "class_balance_loss", "ensemble_accuracy", "random_affine", "recalibrate_batch_norm",
+           "run_adaptation", "selected_row", "train_digit_classifier", "translate_all", "vote_accuracy"]
