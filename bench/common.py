@@ -330,7 +330,9 @@ def splits_lines(splits: dict[str, Any]) -> list[str]:
 
     return ["Selection split (chose: " + "; ".join(splits["chooses"]) + "): "
             + ", ".join(part(p) for p in splits["selection"]) + ".  ",
-            "Test split (the figures): " + ", ".join(part(p) for p in splits["test"]) + "; no image in both.", ""]
+            "Test split (the figures): " + ", ".join(part(p) for p in splits["test"]) + "; no image in both.",
+            *(["**Not held out**: " + "; ".join(splits["not_held_out"]) + "."] if splits.get("not_held_out") else []),
+            ""]
 
 
 def write_report(out: Path, name: str, record: dict[str, Any], markdown: str) -> None:

@@ -18,10 +18,15 @@ What it does, in order (issue 4, "Benchmark"):
 3. MUNIT trained on MNIST (a) <-> USPS (b) with the shipped ``munit_digits`` config (plus ``--set``
    overrides), ``train.precision=auto`` (bf16 autocast where the CPU runs it natively) and channels_last
    with bf16, for ``--steps`` steps or ``--minutes`` minutes, whichever comes first.
-4. Evaluation on the first ``--eval`` test digits of each source domain, with 8 style codes drawn once
-   from the prior N(0, I) (the same 8 for every input):
+4. Evaluation on held-out test digits: the shipped config was chosen on the first 2,000 test digits of each
+   domain (bench/results/probes/munit_digits_config), so each direction is scored on the test rows from
+   ``--eval-from`` (2000) on, up to ``--eval`` of them (default: all, MNIST test rows 2000-9999). A direction
+   with fewer than ``MIN_HELD_OUT`` such rows (USPS has 2,007 test digits) is scored on its first ``--eval``
+   rows instead and the report marks it "not held out: its config was chosen on these digits". 8 style codes
+   are drawn once from the prior N(0, I) (the same 8 for every input):
    - class preservation per style: the share of translations that the target-domain judge labels as the
-     source digit's label; min and mean over the 8 styles. Target: min >= 0.95 for a -> b. Next to it: the
+     source digit's label; min and mean over the 8 styles, each with a 95 % bootstrap interval over the inputs
+     (``BOOTSTRAP`` resamples). Target: min >= 0.95 for a -> b. Next to it: the
      untranslated source digits under the same judge (the floor of a translator that returns its input), and
      per source class the share kept and the most frequent confusions;
    - diversity: mean pixel-L1 distance between the 8 translations of the same input, over all 28 pairs
@@ -45,7 +50,7 @@ OUT/munit_edges2handbags.png; OUT is --out (default bench/results). ``--quick`` 
 budgets to check the script end to end; its figures mean nothing, so it writes to a fresh temporary folder
 (never bench/results) and keeps its judges and feature network there.
 
-    python bench/munit.py [--minutes 120] [--steps N] [--eval 2000] [--threads 2] [--set KEY=VALUE ...]
+    python bench/munit.py [--minutes 120] [--steps N] [--eval N] [--threads 2] [--set KEY=VALUE ...]
     python bench/munit.py --quick
     python bench/munit.py --evaluate RUN_DIR   # judges and step 4 again on the run OUT/munit.json reports
     python bench/munit.py --resume RUN_DIR     # step 3 continues a stopped digits run in place, then 4 and 5
@@ -83,6 +88,7 @@ from common import (
     REFERENCE_CONFIGS,
     add_output_options,
     autocast,
+    data_split,
     make_folder,
     median_step_seconds,
     met_text,
@@ -91,6 +97,8 @@ from common import (
     provenance,
     report_header,
     resolve_output_folders,
+    splits_lines,
+    splits_record,
     write_report,
 )
 
@@ -98,6 +106,12 @@ SPEED_TARGET = 1.3
 KEPT_TARGET = 0.95
 DIVERSITY_RATIO_TARGET = 0.1
 STYLES = 8
+SELECTION_ROWS = 2000
+"""The first test digits of each domain, on which munit_digits.yaml's settings were chosen."""
+MIN_HELD_OUT = 500
+"""Fewer held-out test digits than this and a direction is scored on the selection rows, marked as such."""
+BOOTSTRAP = 1000
+"""Resamples of the inputs behind the 95 % intervals of class kept."""
 DIGIT_CLASSES = 10
 NAMES = {"a": "mnist", "b": "usps"}
 
@@ -113,7 +127,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="training wall-time cap; 0: none (the config's 12000 steps took 91 min on 2 idle "
                              "cores). Default: 120 for a new run; with --resume the run's own config.yaml "
                              "keeps its cap, as `unpaired train --resume` does")
-    parser.add_argument("--eval", type=int, default=2000, help="test digits per direction")
+    parser.add_argument("--eval", type=int, default=None, help="test digits per direction (default: all held out)")
+    parser.add_argument("--eval-from", type=int, default=SELECTION_ROWS,
+                        help="first test row scored: the rows before it chose the config (default 2000)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--judge-steps", type=int, default=3000,
                         help="judge training steps (3000: 0.975 on real USPS test digits, 600: 0.961)")
@@ -134,7 +150,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_output_options(parser, "munit")
     args = parser.parse_args(argv)
     if args.quick:
-        args.steps, args.minutes, args.eval = 3, 0.0, min(args.eval, 64)
+        args.steps, args.minutes, args.eval = 3, 0.0, min(args.eval or 64, 64)
         args.judge_steps, args.feature_steps, args.handbags_steps = 10, 10, 2
         args.speed_steps, args.speed_warmup = 1, 1
     # --quick times tiny batches of the networks --set makes (model.dim=8...): the cases run, the figures mean nothing
@@ -257,18 +273,38 @@ def confusion_summary(confusion: torch.Tensor, top: int = 5) -> tuple[list[float
         for v, i in zip(values, indices, strict=True)]
 
 
+def scored_rows(total: int, start: int, count: int | None) -> tuple[int, int, bool]:
+    """The test rows [first, stop) a direction is scored on, and whether they are held out from the selection:
+    rows from ``start`` on when enough remain (``MIN_HELD_OUT``), else the first rows (not held out)."""
+    if total - start >= MIN_HELD_OUT:
+        return start, total if count is None else min(total, start + count), True
+    return 0, total if count is None else min(total, count), False
+
+
+def kept_intervals(correct: torch.Tensor, seed: int, resamples: int = BOOTSTRAP) -> dict[str, list[float]]:
+    """95 % bootstrap intervals (percentile) of the min and the mean over styles of class kept, from the
+    inputs x styles matrix of judged-correct translations, resampling the inputs."""
+    gen = torch.Generator().manual_seed(seed)
+    n = correct.shape[0]
+    shares = torch.stack([correct[torch.randint(n, (n,), generator=gen)].float().mean(0) for _ in range(resamples)])
+    bounds = torch.tensor([0.025, 0.975])
+    return {stat: [round(float(v), 4) for v in torch.quantile(values, bounds)]
+            for stat, values in (("min", shares.min(1).values), ("mean", shares.mean(1)))}
+
+
 def evaluate_direction(translator: Any, source: str, data: dict, judges: dict, feature_net: Any,
-                       codes: torch.Tensor, n: int, bf16: bool, seed: int) -> dict:
+                       codes: torch.Tensor, rows: tuple[int, int, bool], bf16: bool, seed: int) -> dict:
     from unpaired.metrics.digits import digit_features, predict, to_unit_range
     from unpaired.metrics.diversity import mean_pairwise_distance, style_reconstruction_error
     from unpaired.metrics.frechet import frechet_distance, kernel_inception_distance
 
     target = "b" if source == "a" else "a"
     direction = f"{source}2{target}"
-    images, labels = data[source]["test"].images[:n], data[source]["test"].labels[:n]
-    k = len(codes)
+    first, stop, held_out = rows
+    images, labels = data[source]["test"].images[first:stop], data[source]["test"].labels[first:stop]
+    n, k = stop - first, len(codes)
     started = time.perf_counter()
-    kept = torch.zeros(k)
+    correct = torch.zeros(n, k, dtype=torch.bool)
     # counts of (source label, judged label), over all styles
     confusion = torch.zeros(DIGIT_CLASSES, DIGIT_CLASSES, dtype=torch.long)
     distance_sum, one_style = 0.0, []
@@ -276,11 +312,11 @@ def evaluate_direction(translator: Any, source: str, data: dict, judges: dict, f
         b = len(out)
         predicted = predict(judges[target], out.flatten(0, 1)).view(b, k)
         truth = labels[start:start + b, None]
-        kept += (predicted == truth).float().sum(0)
+        correct[start:start + b] = predicted == truth
         confusion += pair_counts(truth.expand(-1, k).flatten(), predicted.flatten(), confusion.shape)
         distance_sum += mean_pairwise_distance(out) * b
         one_style.append(out[torch.arange(b), torch.arange(start, start + b) % k])
-    kept /= n
+    kept = correct.float().mean(0)
     # the floor: what a translator that returns its input scores under the same judge
     untranslated = float((predict(judges[target], images) == labels).float().mean())
     per_class, top_confusions = confusion_summary(confusion)
@@ -310,9 +346,11 @@ def evaluate_direction(translator: Any, source: str, data: dict, judges: dict, f
     kid = {name: kernel_inception_distance(features[name], reference, subsets=100, subset_size=kid_size, seed=seed)
            for name in ("translations", "real_half_1", "sources")}
     return {
-        "direction": f"{NAMES[source]}->{NAMES[target]}", "inputs": n,
+        "direction": f"{NAMES[source]}->{NAMES[target]}", "inputs": n, "test_rows": [first, stop],
+        "held_out": held_out,
         "kept_per_style": [round(float(v), 4) for v in kept],
         "kept_min": round(float(kept.min()), 4), "kept_mean": round(float(kept.mean()), 4),
+        "kept_95": kept_intervals(correct, seed),
         "untranslated_kept": round(untranslated, 4),
         "kept_per_class": per_class,
         "top_confusions": top_confusions,
@@ -480,10 +518,11 @@ def main(argv: list[str] | None = None) -> None:
     results["evaluation"] = {"styles": STYLES, "style_seed": args.seed, "autocast_bf16": bf16,
                              "weights": "EMA copy" if translator.uses_ema else "trained weights", "directions": {}}
     for source in "ab":
-        n = min(args.eval, len(data[source]["test"].images))
-        report = evaluate_direction(translator, source, data, judges, feature_net, codes, n, bf16, args.seed)
+        rows = scored_rows(len(data[source]["test"].images), args.eval_from, args.eval)
+        report = evaluate_direction(translator, source, data, judges, feature_net, codes, rows, bf16, args.seed)
         results["evaluation"]["directions"][report["direction"]] = report
         print("eval", report, flush=True)
+    results["splits"] = evaluation_splits(results["evaluation"]["directions"], args.eval_from)
     digit_grid(translator, data, codes, bf16, args.out / "munit_styles.png")
 
     if args.evaluate is None:  # 5. edges2handbags smoke
@@ -496,6 +535,19 @@ def main(argv: list[str] | None = None) -> None:
     results["targets"] = targets(results)
     write_report(args.out, "munit", results, render(results))
     print(f"wrote {args.out / 'munit.json'}, {args.out / 'munit.md'}, {args.out / 'munit_styles.png'}", flush=True)
+
+
+def evaluation_splits(directions: dict, eval_from: int) -> dict:
+    """The selection rows (those that chose the config) and the held-out rows each direction is scored on; a
+    direction scored on selection rows is listed apart, as not held out."""
+    chose = [data_split(name, "test", (0, eval_from), "chose munit_digits.yaml (probes/munit_digits_config)")
+             for name in NAMES.values()]
+    scored = [data_split(e["direction"].split("->")[0], "test", tuple(e["test_rows"]), e["direction"])
+              for e in directions.values() if e["held_out"]]
+    record = splits_record(chose, scored, ["munit_digits.yaml's settings (class kept, min over 8 styles)"])
+    record["not_held_out"] = [f"{e['direction']}: test rows {e['test_rows'][0]}-{e['test_rows'][1] - 1}, its config "
+                              "was chosen on these digits" for e in directions.values() if not e["held_out"]]
+    return record
 
 
 def targets(r: dict) -> dict:
@@ -524,6 +576,11 @@ def official_munit_text(speed: dict) -> str:
     return f"{official['images_per_second']} images/s ({official['cpu_kind']})"
 
 
+def interval(direction: dict, stat: str) -> str:
+    bounds = direction.get("kept_95", {}).get(stat)
+    return f" ({bounds[0]:.3f}-{bounds[1]:.3f})" if bounds else ""
+
+
 def render(r: dict) -> str:
     t, tr = r["targets"], r["training"]
     kept = t["class_preservation_mnist_to_usps_min_over_styles"]
@@ -535,6 +592,8 @@ def render(r: dict) -> str:
                                         f"{start}-{tr['steps']}")
     stretches = "" if start is None else "; the images/s of every stretch are in the run's metrics.jsonl"
     lines = report_header("MUNIT on MNIST <-> USPS (CPU)", r)
+    if "splits" in r:
+        lines += splits_lines(r["splits"])
     if "evaluated_again" in r:
         again = r["evaluated_again"]
         lines += [f"Judges and evaluation measured again on the same trained run by `{again['command']}` on "
@@ -562,15 +621,22 @@ def render(r: dict) -> str:
         f"real test digits: " + ", ".join(f"{k} {v}" for k, v in (r["feature_net"]["test_accuracy"] or {}).items())
         + ".", "",
         "## Class preservation per style", "",
-        f"Share of the translations of the first {next(iter(ev.values()))['inputs']} test digits that the target "
-        "judge labels as the source label, for each of 8 style codes drawn once from N(0, I).", "",
+        "Share of the translations of the scored test digits that the target judge labels as the source label, "
+        "for each of 8 style codes drawn once from N(0, I); min and mean with a 95 % bootstrap interval over the "
+        "inputs.", "",
+        *(["Scored on: " + "; ".join(
+            f"{name} test rows {e['test_rows'][0]}-{e['test_rows'][1] - 1} ({e['inputs']} digits, "
+            + ("held out)" if e["held_out"] else "**not held out: its config was chosen on these digits**)")
+            for name, e in ev.items()) + ".", ""] if "test_rows" in next(iter(ev.values())) else []),
         f"Generator evaluated: {r['evaluation'].get('weights', 'trained weights')}.", "",
-        "| direction | " + " | ".join(f"s{i + 1}" for i in range(STYLES)) + " | min | mean | untranslated input |",
+        "| direction | " + " | ".join(f"s{i + 1}" for i in range(STYLES))
+        + " | min (95 %) | mean (95 %) | untranslated input |",
         "|---|" + "---|" * (STYLES + 3),
     ]
     for name, e in ev.items():
         lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in e["kept_per_style"])
-                     + f" | {e['kept_min']:.3f} | {e['kept_mean']:.3f} | {e['untranslated_kept']:.3f} |")
+                     + f" | {e['kept_min']:.3f}{interval(e, 'min')} | {e['kept_mean']:.3f}{interval(e, 'mean')} | "
+                     f"{e['untranslated_kept']:.3f} |")
     lines += [
         "", "'untranslated input': the source digits themselves under the target judge, the floor of a translator "
         "that returns its input.", "",

@@ -26,8 +26,10 @@ from unpaired.metrics.adaptation import (
     random_affine,
     recalibrate_batch_norm,
     run_adaptation,
+    selected_row,
     train_digit_classifier,
 )
+from unpaired.training.batches import StepBatches
 
 TRANSLATOR = ["model.dim=8", "model.dis_dim=8", "model.n_res=2", "model.dis_layers=2", "model.dis_scales=1",
               "train.batch_size=4", "train.tensorboard=false", "train.progress=false", "train.checkpoint_every=2"]
@@ -192,7 +194,12 @@ def test_bad_h5_digit_file_is_named(tmp_path):
 
 # -- the protocol end to end ------------------------------------------------------------------------------------
 
-def test_protocol_writes_its_report_and_no_target_label_reaches_training(tmp_path):
+def test_protocol_writes_its_report_and_no_target_label_reaches_training(tmp_path, monkeypatch):
+    import unpaired.metrics.adaptation as protocol
+
+    drawn_from = []  # the translator's batches: the validation digits must not be among them
+    monkeypatch.setattr(protocol, "StepBatches", lambda sources, *a, **k: drawn_from.append(
+        {d: (len(s), s.labels is not None) for d, s in sources.items()}) or StepBatches(sources, *a, **k))
     settings = quick_settings(variants=list(VARIANTS))
     honest = run_adaptation(settings, tmp_path / "a", root=digit_root(tmp_path / "data"), progress=False)
     shuffled = run_adaptation(quick_settings(variants=list(VARIANTS)), tmp_path / "b",
@@ -207,6 +214,8 @@ def test_protocol_writes_its_report_and_no_target_label_reaches_training(tmp_pat
         if variant != "target_supervised":
             assert honest["rows"][variant]["trace"] == shuffled["rows"][variant]["trace"], variant
     assert honest["rows"]["target_supervised"]["trace"] != shuffled["rows"]["target_supervised"]["trace"]
+    # 36 labelled source digits (40 less the 4 of validation), 30 unlabelled target digits
+    assert drawn_from == [{"a": (36, True), "b": (30, False)}] * 2
     # the ensembles are scored like every row; the control also scores its own second classifier alone
     for row in ("ensemble", "ensemble_without_translation"):
         assert 0 <= honest["rows"][row]["source_validation_accuracy"] <= 1
@@ -224,8 +233,15 @@ def test_protocol_writes_its_report_and_no_target_label_reaches_training(tmp_pat
                       if k.startswith("semantic_classifier.")}, judge, "semantic classifier")
     stored = json.loads((tmp_path / "a" / "report.json").read_text())
     assert stored["settings"]["source"] == "mnist" and stored["task"] == "mnist->usps"
-    assert "| translated_self_ensembling |" in (tmp_path / "a" / "report.md").read_text()
+    assert "translated_self_ensembling |" in (tmp_path / "a" / "report.md").read_text()
     assert (tmp_path / "a" / "examples.png").is_file()
+
+
+def test_the_rule_picks_the_best_source_validation_row_and_never_the_target_supervised_one():
+    assert selected_row({"source_only": 0.99, "ensemble": 0.98, "target_supervised": 1.0}) == "source_only"
+    assert selected_row({"ensemble": 0.97, "self_ensembling": 0.97}) == "self_ensembling"  # ties: VARIANTS order
+    with pytest.raises(ValueError, match="no row the rule can pick"):
+        selected_row({"target_supervised": 0.9})
 
 
 def test_cli_runs_the_protocol_and_reuses_a_finished_translator(tmp_path, monkeypatch):
@@ -236,7 +252,11 @@ def test_cli_runs_the_protocol_and_reuses_a_finished_translator(tmp_path, monkey
             "--precision", "fp32", *[a for o in TRANSLATOR for a in ("--set", o)]]
     code, stdout, err = run_cli(*args)
     assert code == 0, err
-    assert "| source_only |" in stdout and "| UNIT paper | 0.9597 |" in stdout
+    assert "source_only" in stdout and "| UNIT paper | 0.9597 |" in stdout
+    report = json.loads((out / "report.json").read_text())
+    validation = {v: r["source_validation_accuracy"] for v, r in report["rows"].items()}
+    assert report["selected"]["row"] == selected_row(validation)
+    assert f"| **{report['selected']['row']}** (selected) |" in stdout
     # every stage says that it starts, and its size; the long ones show a bar with a total
     for shown in ("adaptation mnist->usps: 36 labelled source digits (+4 for validation), 30 unlabelled target "
                   "digits, 30 target test digits", "classifier source_only: 100%", "| 4/4 [",

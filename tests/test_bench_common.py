@@ -119,3 +119,22 @@ def test_cpu_flags_and_vendor_come_from_cpuinfo_text():
 
 def test_conv_gflops_is_a_positive_rate():
     assert common.conv_gflops(1, 4, 4, 8, torch.float32, channels_last=True, iterations=1, warmup=0) > 0
+
+
+def test_a_splits_record_refuses_a_selection_that_shares_images_with_the_test():
+    chose = common.data_split("mnist", "test", (0, 2000), "chose the config")
+    assert common.splits_record([chose], [common.data_split("mnist", "test", (2000, 10000))], ["config"])
+    assert common.splits_record([chose], [common.data_split("usps", "test")], ["config"])  # another data set
+    assert common.splits_record([common.data_split("mnist", "train", None, "random 10%")],
+                                [common.data_split("mnist", "test")], ["row"])  # another split
+    for scored in (common.data_split("mnist", "test", (1999, 2500)), common.data_split("mnist", "test")):
+        try:
+            common.splits_record([chose], [scored], ["config"])
+        except ValueError as err:
+            assert "mnist test" in str(err)
+        else:
+            raise AssertionError(f"{scored} overlaps {chose}")
+    lines = common.splits_lines({"selection": [chose], "test": [], "chooses": ["config"],
+                                 "not_held_out": ["usps->mnist: rows 0-2006"]})
+    assert lines[0].startswith("Selection split (chose: config): mnist test rows 0-1999 (chose the config)")
+    assert lines[2] == "**Not held out**: usps->mnist: rows 0-2006."

@@ -125,3 +125,27 @@ def test_quick_munit_benchmark_writes_its_report(tmp_path, monkeypatch):
     assert record["quick"] and record["training"]["steps"] == 3
     assert set(record["evaluation"]["directions"]) == {"mnist->usps", "usps->mnist"}
     assert "NOT measurements" in (out / "munit.md").read_text() and (out / "munit_styles.png").is_file()
+    # 20 test digits a domain: none left after the 2,000 that chose the config, so both are marked
+    splits = record["splits"]
+    assert splits["test"] == [] and len(splits["not_held_out"]) == 2
+    assert "**Not held out**" in (out / "munit.md").read_text()
+
+
+def test_directions_are_scored_on_the_test_rows_that_did_not_choose_the_config():
+    assert munit.scored_rows(10000, 2000, None) == (2000, 10000, True)  # MNIST: rows 2000-9999
+    assert munit.scored_rows(10000, 2000, 500) == (2000, 2500, True)
+    assert munit.scored_rows(2007, 2000, None) == (0, 2007, False)  # USPS: 7 left, scored on all and marked
+    assert munit.scored_rows(2007, 2000, 1000) == (0, 1000, False)
+
+
+def test_kept_intervals_bracket_the_shares_and_narrow_with_more_inputs():
+    gen = torch.Generator().manual_seed(0)
+    few, many = (torch.rand(n, 8, generator=gen) < 0.9 for n in (100, 10000))
+    for correct in (few, many):
+        bounds = munit.kept_intervals(correct, seed=0, resamples=200)
+        shares = correct.float().mean(0)
+        assert bounds["mean"][0] <= float(shares.mean()) <= bounds["mean"][1]
+        assert bounds["min"][0] <= float(shares.min()) <= bounds["min"][1] + 0.01  # the min is biased low
+    wide = munit.kept_intervals(few, 0, 200)["mean"]
+    narrow = munit.kept_intervals(many, 0, 200)["mean"]
+    assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 3
