@@ -29,6 +29,9 @@ def test_quick_tunit_benchmark_writes_its_report(tmp_path, tiny_digits):
     tunit.main(["--quick", "--threads", "1", "--out", str(out), "--set", "model.dim=8"])
     record = json.loads((out / "tunit.json").read_text())
     assert record["quick"]
+    assert 0 <= record["clustering"]["accuracy"] <= 1 and 0 <= record["clustering"]["pool_accuracy"] <= 1
+    assert record["clustering"]["images"] == 12 + 30 + 12  # every test digit of each source: mnist, usps, inverted
+    assert [p["data"] for p in record["splits"]["test"]] == ["mnist", "usps", "mnist_inverted"]
     assert "NOT measurements" in (out / "tunit.md").read_text()
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import common
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 CHOOSING_REPORTS = ["adaptation", "tunit",
                     pytest.param("munit", marks=pytest.mark.xfail(
