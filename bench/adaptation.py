@@ -185,8 +185,9 @@ def markdown(payload: dict, variants: list[str]) -> str:
         "the paper's usps_28x28.pkl re-split is not available). Classifier hyper-parameters are the self-ensembling "
         "paper's defaults (with its class-balance term); the one choice made here, the number of classifier steps, "
         f"was taken on the validation split ({s['validation_fraction']:.0%} of the source training digits held out; "
-        "source validation accuracy below), never on target data. The translator config follows the papers (its "
-        "header says how it was chosen, and which source-validation figure supports it).", "",
+        "source validation accuracy below), never on target data. The translator config follows the papers "
+        "(bench/results/probes/unit_adaptation_config/README.md says how it was chosen, and which "
+        "source-validation figure supports it).", "",
         *([] if payload["complete"] else ["**Partial**: not every seed has run yet; `met` is left empty until all "
                                           "have.", ""]),
         "| task | " + " | ".join(variants) + " | UNIT paper | target | met | digit FID (untranslated) | wall min/run |",
