@@ -18,7 +18,7 @@ from test_cli import assert_error, run_cli, sets
 
 import unpaired
 from unpaired.clusters import majority_accuracy, pca_2d
-from unpaired.config import build_config
+from unpaired.config import ConfigError, build_config, config_from_dict
 from unpaired.data import CollectionSource, DataError, open_collection
 from unpaired.data.collection import labelled_subset
 from unpaired.losses.clustering import info_nce, joint_distribution, mutual_information, mutual_information_of_joint
@@ -27,6 +27,7 @@ from unpaired.methods.tunit import TUNIT
 from unpaired.methods.tunit_peer import TUNITPeer, same_domain_peers
 from unpaired.nn.augment import Augmentation
 from unpaired.nn.guiding import KeyQueue
+from unpaired.training.checkpoint import load_checkpoint, save_checkpoint
 from unpaired.training.trainer import Trainer
 
 TUNIT_TINY = [
@@ -426,6 +427,23 @@ def test_cli_clusters_writes_the_sheet_the_embedding_and_a_report(tunit_run):
     assert 0.5 <= report["folder_accuracy"]["accuracy"] <= 1.0
     assert "agreement with the sub-folder names" in out
     assert_error(run_cli("clusters", run), "already holds", "--overwrite")
+
+
+def test_a_checkpoint_with_options_removed_since_still_loads_for_inference(tmp_path, tunit_run):
+    """A checkpoint an earlier version saved, whose stored config has options TUNIT no longer has (the removed
+    over_k, cycle, ...): loaded for inference without them, with a warning naming them; a resume still refuses."""
+    state = load_checkpoint(tunit_run["run"])
+    stored = state["config"]
+    stored["model"].update(over_k=0, style_key_tiles=0)
+    stored["loss_weights"].update(mi_over=5.0, cycle=0.0, recon_peer=10.0, cycle_peer=0.0)
+    old = tmp_path / "old" / "step_00000005.pt"
+    old.parent.mkdir()
+    save_checkpoint(old, {k: v for k, v in state.items() if k != "path"})
+    with pytest.warns(UserWarning, match=r"no longer has the options model\.over_k=0, .*loss_weights\.recon_peer=10"):
+        translator = unpaired.load(old, device="cpu")
+    assert_identical(translator.method.state_dict(), unpaired.load(tunit_run["run"], device="cpu").method.state_dict())
+    with pytest.raises(ConfigError, match="over_k"):
+        config_from_dict(stored)
 
 
 def test_other_methods_checkpoints_give_clear_errors(tmp_path, tunit_run):
