@@ -494,7 +494,7 @@ def main(argv: list[str] | None = None) -> None:
                  *([f"train.max_steps={args.steps}"] if args.steps else []),
                  *([f"train.max_minutes={args.minutes}"] if args.minutes else []),
                  *([f"model.k={args.k}"] if args.k else []), *args.overrides]
-    cfg = build_config("tunit", ["tunit_digits"], overrides)
+    cfg = build_config(None, ["tunit_digits"], overrides)  # method tunit_peer, its preset
     print(f"training TUNIT on {len(hidden)} pooled digits: up to {cfg.train.max_steps} steps"
           + (f" or {args.minutes} minutes" if args.minutes else "")
           + f", E alone for the first {cfg.model.warmup_steps}", flush=True)

@@ -11,7 +11,7 @@ Each run writes WORK/NAME_sSEED/tunit.json; a run whose folder already holds one
 interrupted sweep resumes and runs made by hand with the same command can be filed there. Writes
 OUT/tunit_warmup.json and OUT/tunit_warmup.md (OUT: --out, default bench/results).
 
-    python bench/tunit_warmup.py --seeds 0-5 --variant base= --variant over30=model.over_k=30
+    python bench/tunit_warmup.py --seeds 0-5 --variant base= --variant lr1e-4=model.guide_lr_scale=1
     python bench/tunit_warmup.py --quick    # seed 0, base only, each run bench/tunit.py --quick: a smoke check
 """
 
@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-5", help="train.seed values: 'A-B' or comma-separated")
     parser.add_argument("--variant", action="append", default=[],
-                        help="NAME=OVERRIDE[,OVERRIDE...] (repeatable; default: base= and over30=model.over_k=30)")
+                        help="NAME=OVERRIDE[,OVERRIDE...] (repeatable; default: base=, the shipped config)")
     parser.add_argument("--steps", type=int, default=2500, help="steps of each run (the config's warm-up: 2500)")
     add_quick_option(parser, "seed 0 and the base variant only (unless given), each run `bench/tunit.py --quick` "
                              "on 1 thread: checks the script end to end")
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     resolve_output_folders(parser, args, "tunit_warmup")
     low, _, high = args.seeds.partition("-")
     args.seeds = list(range(int(low), int(high) + 1)) if high else [int(s) for s in args.seeds.split(",")]
-    variants = args.variant or ["base=", "over30=model.over_k=30"]
+    variants = args.variant or ["base="]
     args.variants = {}
     for text in variants:
         name, sep, overrides = text.partition("=")

@@ -36,8 +36,7 @@ def tiny_munit():
 
 def tiny_tunit():
     torch.manual_seed(0)
-    cfg = TUNITConfig(dim=4, guide_dim=4, mlp_dim=16, dis_dim=4, style_dim=8, k=3, queue_size=8, content_size=8,
-                      over_k=2)
+    cfg = TUNITConfig(dim=4, guide_dim=4, mlp_dim=16, dis_dim=4, style_dim=8, k=3, queue_size=8, content_size=8)
     return build_method("tunit", cfg, {}, {"a": 3}, 32)
 
 
@@ -58,9 +57,9 @@ class _Translator:
 
 
 def test_who_has_which_capability():
-    assert methods_with(StyleSpace) == ["munit", "tunit"]
+    assert methods_with(StyleSpace) == ["munit", "tunit", "tunit_peer"]
     assert methods_with(StylePrior) == ["munit"]
-    assert methods_with(DiscoveredDomains) == ["tunit"]
+    assert methods_with(DiscoveredDomains) == ["tunit", "tunit_peer"]
     assert methods_with(AuxiliaryClassifier) == ["unit"]
     munit, tunit = tiny_munit(), tiny_tunit()
     assert has_capability(munit, StyleSpace) and has_capability(munit, StylePrior)
@@ -74,10 +73,10 @@ def test_who_has_which_capability():
 
 @pytest.mark.parametrize(("make", "capability", "message"), [
     (tiny_cyclegan, StyleSpace, "method cyclegan has no style space (needed for a test); methods with one: munit, "
-                                "tunit"),
+                                "tunit, tunit_peer"),
     (tiny_tunit, StylePrior, "method tunit has no style prior (needed for a test); methods with one: munit"),
     (tiny_munit, DiscoveredDomains, "method munit has no discovered domains (needed for a test); methods with one: "
-                                    "tunit"),
+                                    "tunit, tunit_peer"),
     (tiny_unit, AuxiliaryClassifier, "method unit has no auxiliary classifier (needed for a test); methods with "
                                      "one: unit"),
 ])
@@ -115,9 +114,10 @@ def test_munit_and_tunit_share_the_content_adain_generator_and_translate_with_st
             assert code.shape == (1, dim)
 
 
-# the checkpoint keys before the generator was shared (sorted, one per line, sha256) for the two configs above
+# the checkpoint keys before the generator was shared (sorted, one per line, sha256) for the two configs above;
+# tunit's less the 4 of E's and E''s removed over-clustering head (167 keys, a1fdb67d... with model.over_k=2)
 KEYS_BEFORE = {"munit": (102, "acf34dfa80e114d2287a0cc1633e72a991452312a34a5becb441f4082d5f8f31"),
-               "tunit": (167, "a1fdb67dc9f9cbffaf5d4534c976662a26235d3ac9b4f09cc1bcc5bf51dbd966")}
+               "tunit": (163, "3ad070bcb0fce52a7d7014abee9a7c992f257aec51d0ff7dc2b3f88ceb73275a")}
 GENERATOR_KEYS_BEFORE = {
     "munit": ["nets.gen.a.content.0.0.weight", "nets.gen.a.content.1.0.weight", "nets.gen.a.content.2.0.weight",
               "nets.gen.a.content.3.0.body.0.0.weight", "nets.gen.a.content.3.0.body.1.0.weight",

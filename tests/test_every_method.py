@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY, assert_identical, make_image_folders
+from omegaconf import OmegaConf
 
 import unpaired
 from unpaired.methods import METHODS
@@ -33,8 +34,9 @@ scheduled over ``train.max_steps``, which differs between the 2-step run resumed
 
 
 def shipped_config(method: str) -> list[str]:
-    """The method's shipped digits config (each method's smallest runnable one), or none: its defaults."""
-    return [f"{method}_digits"] if (CONFIGS / f"{method}_digits.yaml").is_file() else []
+    """The method's shipped digits config (each method's smallest runnable one, a ``*_digits.yaml`` naming it as
+    its ``method``: tunit_digits is tunit_peer's), or none: its defaults."""
+    return [p.stem for p in sorted(CONFIGS.glob("*_digits.yaml")) if OmegaConf.load(p).method == method][:1]
 
 
 def tiny_config(method: str, source: Path, steps: int, *overrides: str):

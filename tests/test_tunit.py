@@ -1,5 +1,6 @@
 """TUNIT (unpaired.methods.tunit): IIC and InfoNCE losses, the key queue, augmentation, the single collection,
-label-free training, warm-up, translation by reference and by domain, ``unpaired clusters``, and errors."""
+label-free training, warm-up, translation by reference and by domain, ``unpaired clusters``, and errors; and
+tunit_peer (unpaired.methods.tunit_peer), TUNIT with the peer reconstruction term."""
 
 from __future__ import annotations
 
@@ -17,13 +18,16 @@ from test_cli import assert_error, run_cli, sets
 
 import unpaired
 from unpaired.clusters import majority_accuracy, pca_2d
-from unpaired.config import build_config
+from unpaired.config import ConfigError, build_config, config_from_dict
 from unpaired.data import CollectionSource, DataError, open_collection
 from unpaired.data.collection import labelled_subset
 from unpaired.losses.clustering import info_nce, joint_distribution, mutual_information, mutual_information_of_joint
 from unpaired.methods import METHODS
-from unpaired.methods.tunit import TUNIT, KeyQueue, same_domain_peers
-from unpaired.nn.augment import Augmentation, shuffle_tiles
+from unpaired.methods.tunit import TUNIT
+from unpaired.methods.tunit_peer import TUNITPeer, same_domain_peers
+from unpaired.nn.augment import Augmentation
+from unpaired.nn.guiding import KeyQueue
+from unpaired.training.checkpoint import load_checkpoint, save_checkpoint
 from unpaired.training.trainer import Trainer
 
 TUNIT_TINY = [
@@ -36,8 +40,8 @@ TUNIT_TINY = [
 """--set overrides: a TUNIT small enough for a step in milliseconds; E warms up alone for 2 steps, then 2 joint."""
 
 
-def tunit_config(source: Path | str, *overrides: str):
-    return build_config("tunit", [], [*TUNIT_TINY, f"data.source={source}", *overrides])
+def tunit_config(source: Path | str, *overrides: str, method: str = "tunit"):
+    return build_config(method, [], [*TUNIT_TINY, f"data.source={source}", *overrides])
 
 
 def make_collection(root: Path, assignment: dict[str, list[int]], count: int = 8, seed: int = 0) -> Path:
@@ -164,22 +168,6 @@ def test_augmentation_draws_per_image_and_switches_off():
     assert gray.shape == (6, 1, 16, 16)
 
 
-def test_shuffled_tiles_keep_each_images_tiles_and_move_them():
-    x = torch.rand(5, 2, 8, 8)
-    torch.manual_seed(0)
-    out = shuffle_tiles(x, 4)
-    assert out.shape == x.shape and torch.equal(shuffle_tiles(x, 1), x)
-
-    def tiles(images):  # each image's 16 tiles of 2 x 2 pixels (2 channels), flattened and sorted
-        cut = images.unfold(2, 2, 2).unfold(3, 2, 2).permute(0, 2, 3, 1, 4, 5).reshape(len(images), 16, -1)
-        return cut.sort(1).values
-
-    assert torch.equal(tiles(out), tiles(x))  # the same tiles, each from its own image
-    assert not torch.equal(out, x) and not torch.equal(out[0] - x[0], out[1] - x[1])
-    with pytest.raises(ValueError, match="3x3"):
-        shuffle_tiles(x, 3)
-
-
 # -------------------- data: one collection
 def test_the_collection_is_ordered_by_file_name_and_reads_labels_only_when_asked(tmp_path):
     right = make_collection(tmp_path / "right", TRUE_FOLDERS)
@@ -219,15 +207,16 @@ def test_collection_errors_name_the_folder(tmp_path):
 # -------------------- training
 def test_registered_with_its_configs_and_modes():
     assert METHODS.get("tunit") is TUNIT and TUNIT.single_domain
+    assert METHODS.get("tunit_peer") is TUNITPeer and issubclass(TUNITPeer, TUNIT)
     digits = build_config(None, ["tunit_digits"])
     afhq = build_config(None, ["tunit_afhq64"])
-    assert digits.method == afhq.method == "tunit"
+    assert (digits.method, afhq.method) == ("tunit_peer", "tunit")  # tunit_digits: tunit_peer's preset
+    assert digits.loss_weights.recon_peer == 10.0
     official = afhq.model
     assert (official.k, official.style_dim, official.temperature, official.queue_size, official.key_momentum,
             official.warmup_steps, official.joint_guide_scale) == (10, 128, 0.07, 1024, 0.999, 65_000, 0.1)
     assert dict(afhq.loss_weights) == {"gan": 1.0, "r1": 10.0, "recon": 0.1, "style_g": 0.01, "mi": 5.0,
-                                       "mi_over": 5.0, "style_e": 1.0, "ce": 5.0, "cycle": 0.0, "recon_peer": 0.0,
-                                       "cycle_peer": 0.0}
+                                       "style_e": 1.0, "ce": 5.0}
     assert afhq.train.ema_decay == 0.999 and afhq.train.batch_size == 32
     fractions = {mode: TUNIT.label_fraction(build_config("tunit", [], [f"model.mode={mode}"]).model)
                  for mode in ("unsupervised", "semi", "supervised")}
@@ -237,7 +226,6 @@ def test_registered_with_its_configs_and_modes():
 @pytest.mark.parametrize(("override", "message"), [
     ("model.mode=weak", "model.mode"), ("data.image_size=24", "power of 2"),
     ("model.guide_stages=5", "guide_stages"), ("model.content_size=32", "content_size"),
-    ("model.over_k=-1", "over_k"), ("model.style_key_tiles=3", "style_key_tiles"),
 ])
 def test_invalid_options_are_named(tmp_path, override, message):
     data = make_collection(tmp_path / "data", TRUE_FOLDERS)
@@ -308,27 +296,6 @@ def test_warm_up_trains_the_guide_alone_then_everything(tmp_path):
     assert method.weight_of("mi") == pytest.approx(0.5) and method.weight_of("recon") == pytest.approx(0.1)
 
 
-def _with_optional_term(tmp_path: Path, term: str) -> tuple[Trainer, dict[str, torch.Tensor]]:
-    """A trainer whose config switches ``term`` on (weight 2) and the first forward step of its batch 0, after
-    checking that the shipped objective (weight 0) does not log the term."""
-    data = make_collection(tmp_path / "data", TRUE_FOLDERS)
-    off = Trainer(tunit_config(data, "model.warmup_steps=0"), tmp_path / "off")
-    assert f"loss/gen/{term}" not in off.train_step(off.batches[0])  # the paper's objective: no such term
-    trainer = Trainer(tunit_config(data, "model.warmup_steps=0", f"loss_weights.{term}=2"), tmp_path / "on")
-    batch = {k: v.to(trainer.device) for k, v in trainer.batches[0].items()}
-    torch.manual_seed(0)
-    return trainer, trainer.method.forward_step(batch)
-
-
-def test_optional_cycle_term_takes_the_translation_back_with_the_own_style(tmp_path):
-    trainer, step = _with_optional_term(tmp_path, "cycle")
-    method = trainer.method
-    back = method.generator.decode(method.generator.content(step["fake"]), step["style"])
-    torch.testing.assert_close(method.loss_terms("gen", step)["cycle"], (back - step["x"]).abs().mean())
-    logged = trainer.train_step(trainer.batches[1])
-    assert math.isfinite(logged["loss/gen/cycle"]) and logged["loss/gen/cycle"] > 0
-
-
 def test_peers_share_the_pseudo_domain_and_stand_in_only_for_lone_images():
     domains = torch.tensor([0, 0, 1, 2, 2, 2])
     for seed in range(20):
@@ -341,9 +308,16 @@ def test_peers_share_the_pseudo_domain_and_stand_in_only_for_lone_images():
     assert len(drawn) > 1  # drawn at random, not a fixed rotation
 
 
-def test_optional_peer_reconstruction_rebuilds_x_from_a_same_domain_style(tmp_path):
-    trainer, step = _with_optional_term(tmp_path, "recon_peer")
+def test_tunit_peer_rebuilds_x_from_a_same_domain_style(tmp_path):
+    data = make_collection(tmp_path / "data", TRUE_FOLDERS)
+    plain = Trainer(tunit_config(data, "model.warmup_steps=0"), tmp_path / "plain")
+    assert "loss/gen/recon_peer" not in plain.train_step(plain.batches[0])  # the paper's objective: no such term
+    trainer = Trainer(tunit_config(data, "model.warmup_steps=0", "loss_weights.recon_peer=2", method="tunit_peer"),
+                      tmp_path / "peer")
     method = trainer.method
+    batch = {k: v.to(trainer.device) for k, v in trainer.batches[0].items()}
+    torch.manual_seed(0)
+    step = method.forward_step(batch)
     peers = step["peers"]
     assert torch.equal(step["domains"][peers], step["domains"])
     rebuilt = method.generator.decode(method.generator.content(step["x"]), step["style"][peers])
@@ -353,49 +327,16 @@ def test_optional_peer_reconstruction_rebuilds_x_from_a_same_domain_style(tmp_pa
     assert math.isfinite(logged["loss/gen/recon_peer"]) and logged["loss/gen/recon_peer"] > 0
 
 
-def test_optional_peer_cycle_takes_the_translation_back_with_a_same_domain_style(tmp_path):
-    trainer, step = _with_optional_term(tmp_path, "cycle_peer")
-    method = trainer.method
-    peers = step["peers"]
-    assert torch.equal(step["domains"][peers], step["domains"]) and "rec_peer" not in step
-    back = method.generator.decode(method.generator.content(step["fake"]), step["style"][peers])
-    torch.testing.assert_close(step["cyc_peer"], back)
-    torch.testing.assert_close(method.loss_terms("gen", step)["cycle_peer"], (back - step["x"]).abs().mean())
-    logged = trainer.train_step(trainer.batches[1])
-    assert math.isfinite(logged["loss/gen/cycle_peer"]) and logged["loss/gen/cycle_peer"] > 0
-
-
-def test_optional_over_clustering_head_trains_the_trunk_with_its_own_mutual_information(tmp_path):
+def test_tunit_peer_without_its_term_is_tunit(tmp_path):
+    """recon_peer 0: the very run of plain TUNIT, losses and weights (the subclass only adds the term)."""
     data = make_collection(tmp_path / "data", TRUE_FOLDERS)
-    off = Trainer(tunit_config(data), tmp_path / "off")
-    assert off.method.guide.over is None and "loss/gen/mi_over" not in off.train_step(off.batches[0])
-    trainer = Trainer(tunit_config(data, "model.over_k=5"), tmp_path / "on")
-    method = trainer.method
-    assert method.guide.over.out_features == 5 and method.key_encoder.over.out_features == 5
-    batch = {k: v.to(trainer.device) for k, v in trainer.batches[0].items()}
-    step = method.forward_step(batch)
-    assert step["over"].shape == (len(batch["a"]), 5) and step["logits"].shape[1] == method.cfg.k
-    expected = -mutual_information(step["over"].softmax(1), step["over_aug"].softmax(1))
-    torch.testing.assert_close(method.loss_terms("gen", step)["mi_over"], expected)
-    before = method.guide.over.weight.detach().clone()
-    logged = trainer.train_step(trainer.batches[1])
-    assert math.isfinite(logged["loss/gen/mi_over"]) and not torch.equal(before, method.guide.over.weight)
-
-
-def test_style_key_tiles_give_the_style_head_a_shuffled_positive_and_leave_the_domain_head_alone(tmp_path):
-    data = make_collection(tmp_path / "data", TRUE_FOLDERS)
-    trainer = Trainer(tunit_config(data, "model.style_key_tiles=4"), tmp_path / "run")
-    method = trainer.method
-    batch = {k: v.to(trainer.device) for k, v in trainer.batches[0].items()}
-    torch.manual_seed(3)
-    step = method.forward_step(batch)
-    torch.manual_seed(3)  # the step's draws again: the augmentation, then the tile order
-    x_aug = method.augment(batch["a"])
-    shuffled = shuffle_tiles(x_aug, 4)
-    assert torch.equal(step["x_aug"], x_aug)  # the domain head's pair: the plain augmented copy
-    torch.testing.assert_close(step["keys"], method.key_encoder.encode_style(shuffled))
-    assert not torch.allclose(step["keys"], method.key_encoder.encode_style(x_aug))
-    assert math.isfinite(trainer.train_step(trainer.batches[1])["loss/gen/style_e"])
+    plain = _run(data, tmp_path / "plain")
+    peer = Trainer(tunit_config(data, "loss_weights.recon_peer=0", method="tunit_peer"), tmp_path / "peer")
+    peer.fit()
+    assert_identical(plain.method.state_dict(), peer.method.state_dict())
+    logs = [[{k: v for k, v in json.loads(line).items() if not k.startswith("speed/")}
+             for line in (r.run_dir / "metrics.jsonl").read_text().splitlines()] for r in (plain, peer)]
+    assert logs[0] == logs[1]
 
 
 def test_the_ema_guide_keeps_batch_norm_statistics_of_its_own_weights(tmp_path):
@@ -486,6 +427,23 @@ def test_cli_clusters_writes_the_sheet_the_embedding_and_a_report(tunit_run):
     assert 0.5 <= report["folder_accuracy"]["accuracy"] <= 1.0
     assert "agreement with the sub-folder names" in out
     assert_error(run_cli("clusters", run), "already holds", "--overwrite")
+
+
+def test_a_checkpoint_with_options_removed_since_still_loads_for_inference(tmp_path, tunit_run):
+    """A checkpoint an earlier version saved, whose stored config has options TUNIT no longer has (the removed
+    over_k, cycle, ...): loaded for inference without them, with a warning naming them; a resume still refuses."""
+    state = load_checkpoint(tunit_run["run"])
+    stored = state["config"]
+    stored["model"].update(over_k=0, style_key_tiles=0)
+    stored["loss_weights"].update(mi_over=5.0, cycle=0.0, recon_peer=10.0, cycle_peer=0.0)
+    old = tmp_path / "old" / "step_00000005.pt"
+    old.parent.mkdir()
+    save_checkpoint(old, {k: v for k, v in state.items() if k != "path"})
+    with pytest.warns(UserWarning, match=r"no longer has the options model\.over_k=0, .*loss_weights\.recon_peer=10"):
+        translator = unpaired.load(old, device="cpu")
+    assert_identical(translator.method.state_dict(), unpaired.load(tunit_run["run"], device="cpu").method.state_dict())
+    with pytest.raises(ConfigError, match="over_k"):
+        config_from_dict(stored)
 
 
 def test_other_methods_checkpoints_give_clear_errors(tmp_path, tunit_run):

@@ -17,6 +17,7 @@ a wrong type fails loudly with the full key in the message.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,16 +227,36 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def config_from_dict(data: dict[str, Any]) -> DictConfig:
-    """Rebuild a resolved configuration (e.g. stored in a checkpoint), validating it against the schema."""
+def config_from_dict(data: dict[str, Any], drop_removed: bool = False) -> DictConfig:
+    """Rebuild a resolved configuration (e.g. stored in a checkpoint), validating it against the schema.
+
+    With ``drop_removed`` (inference from a checkpoint an earlier version saved), keys of the ``model`` and
+    ``loss_weights`` sections that the method no longer has are left out with a warning that names them: loss
+    weights do not change inference, and a removed option that built other networks shows as weights that do not
+    fit. Resuming a run keeps the strict check: the objective it trained with must be the one it goes on with.
+    """
     if "method" not in data:
         raise ConfigError("stored configuration has no 'method' key")
     try:
-        return OmegaConf.merge(_schema(data["method"]), OmegaConf.create(data))
+        schema = _schema(data["method"])
+        if drop_removed:
+            data = _without_removed_options(data, schema)
+        return OmegaConf.merge(schema, OmegaConf.create(data))
     except OmegaConfBaseException as err:
         raise _explain(err, "stored configuration") from err
     except KeyError as err:
         raise ConfigError(str(err.args[0])) from err
+
+
+def _without_removed_options(data: dict[str, Any], schema: DictConfig) -> dict[str, Any]:
+    kept = {section: {k: v for k, v in (data.get(section) or {}).items() if k in schema[section]}
+            for section in ("model", "loss_weights")}
+    removed = [f"{section}.{k}={v}" for section in kept for k, v in (data.get(section) or {}).items()
+               if k not in kept[section]]
+    if removed:
+        warnings.warn(f"this checkpoint's method {data['method']} no longer has the options {', '.join(removed)} "
+                      "(removed since the run was saved); loading without them", stacklevel=3)
+    return {**data, **kept}
 
 
 def to_dict(cfg: DictConfig) -> dict[str, Any]:

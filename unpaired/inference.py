@@ -119,7 +119,7 @@ def load(checkpoint: str | Path, device: str = "auto", use_ema: bool = True) -> 
         raise CheckpointError(f"{state['path']}: checkpoint says method '{state['method']}' but holds a configuration "
                               f"for '{stored.get('method')}'")
     try:
-        cfg = config_from_dict(stored)
+        cfg = config_from_dict(stored, drop_removed=True)
     except ConfigError as err:
         raise CheckpointError(f"{state['path']}: stored configuration is not valid here ({err})") from err
     method = build_method(cfg.method, to_object(cfg, "model"), weights_dict(cfg), state["channels"],

@@ -231,7 +231,7 @@ def methods_with(capability: type) -> list[str]:
 
 def require(model: Any, capability: type, needed_for: str) -> Any:
     """``model`` itself when it has ``capability``; else a ``MissingCapabilityError`` such as "method cyclegan
-    has no style space (needed for --reference); methods with one: munit, tunit"."""
+    has no style space (needed for --reference); methods with one: munit, tunit, tunit_peer"."""
     if has_capability(model, capability):
         return model
     name = getattr(model, "name", type(model).__name__)

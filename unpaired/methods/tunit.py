@@ -3,68 +3,34 @@
 K. Baek, Y. Choi, Y. Uh, J. Yoo, H. Shim. "Rethinking the Truly Unsupervised Image-to-Image Translation".
 ICCV 2021. https://arxiv.org/abs/2006.06500 (official code: github.com/clovaai/tunit).
 
-Three networks (paper Sec. 3, Fig. 2):
+Networks (Sec. 3, Fig. 2), in ``unpaired.nn``: the guiding network E (``nets.gen.guide``, ``GuidingNetwork``),
+a VGG11-BN trunk with a domain head E_c (K logits; the pseudo domain y = argmax) and a style head E_s (the style
+code s); the generator G (``nets.gen.generator``, ``AdaINGenerator``), a content encoder and an AdaIN decoder:
+G(x, s) keeps the content of x and takes the style s; the discriminator D (``nets.dis``,
+``MultiTaskDiscriminator``), one real/fake output per pseudo domain, of which an image of domain y uses output y.
 
-- the guiding network E, one trunk (VGG11 with batch norm) and two heads: the domain head E_c gives K logits,
-  the pseudo domain of an image, trained by maximising the mutual information between the assignments of an
-  image and of a randomly augmented copy (IIC, eq. 1); the style head E_s gives a style code, trained with a
-  contrastive loss (eq. 2): the code of x must match the code of its augmented copy x+ given by a momentum
-  copy of E (MoCo's key encoder) against a queue of keys of earlier batches;
-- the generator G: a content encoder (instance norm, down to a 16 x 16 map) and an AdaIN decoder driven by a
-  style code s through an MLP (MUNIT's design); G(x, s) keeps the content of x and takes the style s;
-- a multi-task discriminator D with one real/fake output per pseudo domain; for an image of (pseudo) domain y
-  only output y is used (eq. 3), so D learns K domains from E's assignments.
+Per step: a batch x, its augmented copy x+ (``Augmentation``), the references x~ (the batch shuffled), their
+pseudo domains y and y~, s~ = E_s(x~); E' is the momentum copy of E (MoCo's key encoder) and the queue holds
+its keys of earlier batches. Objective, paper symbol -> ``loss_weights`` key (default, the official value):
 
-Per step, for a batch x, its augmented copy x+ and references x~ (the batch shuffled; y, y~ their pseudo
-domains, argmax of E_c; s~ = E_s(x~)):
+    lambda_MI       mi       5     -I(E_c(x), E_c(x+)), IIC's mutual information                    eq. 1
+    lambda_style^E  style_e  1     InfoNCE(E_s(x), E'_s(x+), queue)                                eq. 2
+    lambda_adv      gan      1     hinge: D_y~(x~) against D_y~(G(x, s~)); G also D_y(G(x, E_s(x)))  eq. 3
+    (R1, w_gp)      r1       10    R1 penalty of D on the real images
+    lambda_style^G  style_g  0.01  InfoNCE(E_s(G(x, s~)), E'_s(x~), queue)                         eq. 4
+    lambda_rec      recon    0.1   |G(x, E_s(x)) - x|_1                                            eq. 5
+    (semi, sup.)    ce       5     cross-entropy of E_c on the known labels, for x and x+ (official 5.0 * ce_loss)
 
-- ``mi``      (5, lambda_MI): -I(p(x), p(x+)), the negative mutual information (eq. 1);
-- ``style_e`` (1, lambda_style^E): InfoNCE(E_s(x), E'_s(x+), queue) (eq. 2), E' the momentum encoder; with
-  ``style_key_tiles`` n > 0 (not in TUNIT, off by default) the key is E'_s of x+ cut into n x n tiles shuffled.
-  Why: the code must then match a view that shares only local appearance with x, so it cannot carry the digit
-  (the shape), which on digits is exactly what instance contrast otherwise puts into the style;
-- ``mi_over`` (5, IIC's auxiliary over-clustering, not in TUNIT): with ``over_k`` > 0, a second domain head with
-  ``over_k`` outputs (more than K) on the same trunk, trained by the same -I. Off by default (``over_k`` 0).
-  Why: IIC (Ji et al., Sec. 3.3) trains such a head beside the main one so that the trunk learns features for
-  finer splits than K, which helps the main head's clustering; here E alone sometimes settles on the one split
-  it finds first (inverted digits or not) and never separates MNIST from USPS. Only E's trunk sees this head;
-  pseudo domains, D and G use the main head.
-- ``ce``      (5): semi-supervised and supervised modes: cross-entropy of E_c on the known labels, for x and
-  x+ (official ``train_semisupervised.py``: ``5.0 * ce_loss``);
-- ``gan``     (1, lambda_adv): hinge loss of D_{y~} on real x~ against G(x, s~), and for G also D_y(G(x, s_x))
-  (the official code judges the reconstruction too); R1 penalty ``r1`` (10) on the real images;
-- ``recon``   (0.1, lambda_rec): |G(x, E_s(x)) - x|_1 (eq. 5);
-- ``style_g`` (0.01, lambda_style^G): InfoNCE(E_s(G(x, s~)), E'_s(x~), queue): the translation carries the
-  reference's style (eq. 4);
-- ``cycle``   (0, not in the paper): |G(G(x, s~), E_s(x)) - x|_1, the translation taken back with x's own
-  style. Off by default, as in the paper and the official code; an addition for content that must survive
-  the translation (digits keeping their class), the role MUNIT's optional explicit cycle term plays there;
-- ``recon_peer`` (0, not in the paper): |G(x, E_s(x')) - x|_1, x' another image of the batch that E puts in
-  x's pseudo domain (x itself when it is alone there). Off by default. Why: E_s is trained by instance
-  contrast, so on digits it carries the digit itself (what tells one image from another); rebuilt from its
-  own style, x can be drawn from the style alone, and the decoder learns to take the shape from the style
-  (a translation then draws the reference's digit, and a domain's average style draws a blur). With a peer's
-  style, only the content code knows which digit x is, so the decoder must take the shape from it, and the
-  style is left to say what the domain looks like.
-- ``cycle_peer`` (0, not in the paper): |G(G(x, s~), E_s(x')) - x|_1, the cycle term taken back with a peer's
-  style (x' as for ``recon_peer``). Off by default. Why: with x's own style the way back can draw x from the
-  style alone (it carries the digit), so ``cycle`` does not ask the translation to keep x's content; with a
-  peer's style only the translation's content code can say which digit x was, the role MUNIT's cycle term plays
-  where the style code is too short to carry it.
-
-L_D = gan + r1; L_G = gan + recon + style_g (+ cycle + recon_peer + cycle_peer); L_E = L_G + mi + style_e (+ ce)
-(paper eq. 6-8, weights as above): E is trained by its own terms and, through the style codes it gives G, by G's. E
-is trained alone for the first ``warmup_steps`` (the official unsupervised schedule: 65 of 200 epochs of 1000
-iterations), then jointly, with E's own terms scaled by ``joint_guide_scale`` (official: ``c_loss = 0.1 * c_loss``).
-EMA copies of G and E (``train.ema_decay`` 0.999, official ``update_average``) serve inference.
-
-In this package's terms: the ``gen`` group holds G and E (``nets.gen.generator``, ``nets.gen.guide``), so L_E
-reaches E through G's terms and the trainer's EMA covers both; the momentum encoder, the queue, the step count
-and the running average style of every pseudo domain are extra state (buffers) updated in ``after_step``.
-Modes (``model.mode``): ``unsupervised`` reads no label at all; ``semi`` reads the labels (sub-folder names)
-of the first ``label_fraction`` of each class (official ``--p_semi``) and trains E_c with ``ce`` on them and
-``mi`` on every image, D taking the known label where there is one; ``supervised`` reads every label and
-replaces ``mi`` by ``ce``.
+L_D = gan + r1; L_G = gan + style_g + recon; L_E = L_G + mi + style_e (+ ce) (eq. 6-8). The ``gen`` group holds G
+and E, so L_E reaches E through G's terms and the trainer's EMA (``train.ema_decay`` 0.999, official
+``update_average``) covers both. Other symbols -> ``model`` keys: K ``k``, the InfoNCE temperature tau
+``temperature``, the queue length ``queue_size``, the momentum of E' ``key_momentum``. E trains alone for the first
+``warmup_steps`` (official unsupervised: 65 of 200 epochs of 1000 iterations), then jointly, with E's own terms
+scaled by ``joint_guide_scale`` (official ``c_loss = 0.1 * c_loss``). E', the queue, the step count and the running
+average style of each pseudo domain are buffers, updated in ``after_step``. ``model.mode``: ``unsupervised`` reads
+no label; ``semi`` reads the labels of the first ``label_fraction`` of each class (official ``--p_semi``), trains
+E_c with ``ce`` on them and ``mi`` on every image, and D takes the known label where there is one; ``supervised``
+reads every label and replaces ``mi`` by ``ce``.
 
 Departures from the official code, all for one trainer shared by every method: one forward pass per step
 serves the D and the G/E updates (the official code updates E on its own terms first, then D, then G and E
@@ -72,13 +38,16 @@ with G's loss); Adam for every network (official: Adam for E, RMSprop for G and 
 Adam momentum-free like RMSprop), E with its own weight decay (official 0.001) and optionally its own
 learning rate; the momentum encoder copies E's batch-norm statistics every step (official: once per epoch);
 the queue starts with the keys of 32 images of the collection (official: one batch of 32).
+
+An extension kept: ``tunit_peer`` (tunit_peer.py). Those measured and left out:
+bench/results/probes/tunit_digits_config/README.md.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -89,17 +58,17 @@ from unpaired.losses.adversarial import discriminator_loss, generator_loss, r1_p
 from unpaired.losses.clustering import info_nce, mutual_information
 from unpaired.losses.reconstruction import l1
 from unpaired.methods.base import METHODS, Batch, Method, Step, cat_batches, split_like
-from unpaired.nn.augment import Augmentation, shuffle_tiles
-from unpaired.nn.blocks import ConvBlock, init_weights
+from unpaired.nn.augment import Augmentation
+from unpaired.nn.blocks import init_weights
+from unpaired.nn.discriminators import MultiTaskDiscriminator
 from unpaired.nn.generators import AdaINGenerator
+from unpaired.nn.guiding import VGG11_CONVS, GuidingNetwork, KeyQueue
 
 MODES = ("unsupervised", "semi", "supervised")
-GUIDE_TERMS = ("mi", "mi_over", "style_e", "ce")
+GUIDE_TERMS = ("mi", "style_e", "ce")
 """E's own terms: scaled by ``joint_guide_scale`` once joint training starts."""
 QUEUE_SEED_IMAGES = 32
 """Images whose keys fill the queue before the first step (official: one batch of 32)."""
-VGG11_CONVS = (1, 1, 2, 2, 2)
-"""3x3 convs per stage of VGG11 (each stage ends with a 2x2 max pooling); widths dim x 1, 2, 4, 8, 8."""
 
 
 @dataclass
@@ -112,14 +81,8 @@ class TUNITConfig:
     """Semi-supervised mode: share of each class whose labels (sub-folder names) are read (official --p_semi)."""
     k: int = 10
     """Number of pseudo domains K, the outputs of E's domain head and of D (official --output_k 10)."""
-    over_k: int = 0
-    """Outputs of E's auxiliary over-clustering head (IIC; trained by ``mi_over``); 0: no such head (TUNIT)."""
     style_dim: int = 128
     """Style code size (official --sty_dim 128)."""
-    style_key_tiles: int = 0
-    """With n > 0, the style head's positive key is the augmented copy cut into n x n tiles put back in a random
-    order (not in TUNIT; 0: the augmented copy itself, as the paper): the style code can then only hold what the
-    tiles share, local appearance, not the global shape. The domain head keeps the plain augmented copy."""
     temperature: float = 0.07
     """InfoNCE temperature (official calc_contrastive_loss temp=0.07, as MoCo)."""
     queue_size: int = 1024
@@ -178,57 +141,8 @@ class TUNITWeights:
     recon: float = 0.1
     style_g: float = 0.01
     mi: float = 5.0
-    mi_over: float = 5.0
     style_e: float = 1.0
     ce: float = 5.0
-    cycle: float = 0.0
-    recon_peer: float = 0.0
-    cycle_peer: float = 0.0
-
-
-class GuidingNetwork(nn.Module):
-    """E: a VGG11-BN trunk (``stages`` of 3x3 conv-BN-ReLU blocks, each ended by 2x2 max pooling), global
-    average pooling, and two linear heads: ``domain`` (K logits) and ``style`` (the style code). Initialised as
-    the official GuidingNet: kaiming (fan out) convs, N(0, 0.01) linear weights, zero biases. With ``over_k`` > 0
-    a third linear head, ``over``, gives ``over_k`` logits for IIC's auxiliary over-clustering."""
-
-    def __init__(self, in_channels: int, dim: int, stages: int, k: int, style_dim: int, over_k: int = 0) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        width = in_channels
-        for stage, convs in enumerate(VGG11_CONVS[:stages]):
-            out = dim * min(2**stage, 8)
-            for _ in range(convs):
-                layers.append(ConvBlock(width, out, 3, 1, 1, "bn", "relu", "zero"))
-                width = out
-            layers.append(nn.MaxPool2d(2))
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        self.trunk = nn.Sequential(*layers)
-        self.domain = nn.Linear(width, k)
-        self.style = nn.Linear(width, style_dim)
-        self.over = nn.Linear(width, over_k) if over_k else None
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(domain logits N x K, style codes N x style_dim)."""
-        outputs = self.heads(x)
-        return outputs["domain"], outputs["style"]
-
-    def heads(self, x: Tensor) -> dict[str, Tensor]:
-        """Every head's output from one pass of the trunk: 'domain', 'style' and, if there is one, 'over'."""
-        features = self.trunk(x)
-        outputs = {"domain": self.domain(features), "style": self.style(features)}
-        if self.over is not None:
-            outputs["over"] = self.over(features)
-        return outputs
-
-    def encode_style(self, x: Tensor) -> Tensor:
-        return self.style(self.trunk(x))
 
 
 def style_generator(channels: int, cfg: TUNITConfig, n_down: int) -> AdaINGenerator:
@@ -237,64 +151,6 @@ def style_generator(channels: int, cfg: TUNITConfig, n_down: int) -> AdaINGenera
     the shared ``AdaINGenerator``, without a style encoder: the styles come from E)."""
     return AdaINGenerator(channels, cfg.dim, n_down, cfg.n_res, cfg.style_dim, cfg.mlp_dim, cfg.mlp_layers, "relu",
                           "reflect", up_norm="adain")
-
-
-class PreActivationResBlock(nn.Module):
-    """(x [-> 1x1 conv] [-> avg pool]) + (LReLU -> 3x3 conv [-> avg pool] -> LReLU -> 3x3 conv), over sqrt(2):
-    the residual block of the StarGAN v2 discriminator that TUNIT uses."""
-
-    def __init__(self, in_channels: int, out_channels: int, downsample: bool) -> None:
-        super().__init__()
-        self.downsample = downsample
-        self.conv1 = nn.Conv2d(in_channels, in_channels, 3, 1, 1)
-        self.conv2 = nn.Conv2d(in_channels, out_channels, 3, 1, 1)
-        self.shortcut = nn.Conv2d(in_channels, out_channels, 1, bias=False) if in_channels != out_channels else None
-        self.act = nn.LeakyReLU(0.2)  # not in place: x is also the shortcut
-
-    def forward(self, x: Tensor) -> Tensor:
-        skip = self.shortcut(x) if self.shortcut is not None else x
-        h = self.conv1(self.act(x))
-        if self.downsample:
-            skip, h = F.avg_pool2d(skip, 2), F.avg_pool2d(h, 2)
-        return (skip + self.conv2(self.act(h))) / math.sqrt(2)
-
-
-class MultiTaskDiscriminator(nn.Sequential):
-    """D: one real/fake logit per pseudo domain (N x K). A 3x3 conv, then per halving of the image a plain and
-    a downsampling residual block (down to 4 x 4), LReLU, a 4x4 conv to 1 x 1, LReLU, a 1x1 conv to K outputs
-    (StarGAN v2's discriminator, which TUNIT's official code uses)."""
-
-    def __init__(self, in_channels: int, image_size: int, k: int, dim: int, max_dim: int) -> None:
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, dim, 3, 1, 1)]
-        for _ in range(int(math.log2(image_size)) - 2):
-            out = min(dim * 2, max_dim)
-            layers += [PreActivationResBlock(dim, dim, False), PreActivationResBlock(dim, out, True)]
-            dim = out
-        layers += [nn.LeakyReLU(0.2), nn.Conv2d(dim, dim, 4), nn.LeakyReLU(0.2), nn.Conv2d(dim, k, 1), nn.Flatten()]
-        super().__init__(*layers)
-
-    def judge(self, x: Tensor, domains: Tensor) -> Tensor:
-        """Logit of output ``domains[n]`` for image n (N)."""
-        return self(x).gather(1, domains[:, None])[:, 0]
-
-
-class KeyQueue(nn.Module):
-    """The last ``size`` style keys, oldest first (MoCo's queue of negatives), in checkpointed buffers."""
-
-    def __init__(self, size: int, dim: int) -> None:
-        super().__init__()
-        self.register_buffer("keys", torch.zeros(size, dim))
-        self.register_buffer("count", torch.zeros((), dtype=torch.long))
-
-    def negatives(self) -> Tensor:
-        return self.keys[:int(self.count)]
-
-    @torch.no_grad()
-    def push(self, keys: Tensor) -> None:
-        """Append ``keys`` (N x dim); beyond ``size`` the oldest are dropped."""
-        kept = torch.cat([self.negatives(), keys.detach().to(self.keys.dtype)])[-len(self.keys):]
-        self.keys[:len(kept)] = kept
-        self.count.fill_(len(kept))
 
 
 @METHODS.register("tunit")
@@ -307,6 +163,8 @@ class TUNIT(Method):
     translate_options = frozenset({"reference", "domain", "style"})
     visual_domains = 4
     """Rows of translations into the first pseudo domains (average styles) in the training grid."""
+    reconstructions: ClassVar[dict[str, str]] = {"recon": "rec"}
+    """L1 terms against x: loss term -> the step entry that rebuilds x (``styles_to_decode`` names them)."""
 
     def __init__(self, cfg: TUNITConfig, weights: dict[str, float], channels: dict[str, int],
                  image_size: int) -> None:
@@ -319,12 +177,12 @@ class TUNIT(Method):
         c = channels["a"]
         generator = style_generator(c, cfg, n_down)
         init_weights(generator, "kaiming")
-        guide = GuidingNetwork(c, cfg.guide_dim, cfg.guide_stages, cfg.k, cfg.style_dim, cfg.over_k)
+        guide = GuidingNetwork(c, cfg.guide_dim, cfg.guide_stages, cfg.k, cfg.style_dim)
         dis = MultiTaskDiscriminator(c, image_size, cfg.k, cfg.dis_dim, cfg.dis_max_dim)
         init_weights(dis, "kaiming")
         self.nets["dis"] = dis
         self.nets["gen"] = nn.ModuleDict({"generator": generator, "guide": guide})
-        self.key_encoder = GuidingNetwork(c, cfg.guide_dim, cfg.guide_stages, cfg.k, cfg.style_dim, cfg.over_k)
+        self.key_encoder = GuidingNetwork(c, cfg.guide_dim, cfg.guide_stages, cfg.k, cfg.style_dim)
         self.key_encoder.load_state_dict(guide.state_dict())
         self.key_encoder.requires_grad_(False)
         self.queue = KeyQueue(cfg.queue_size, cfg.style_dim)
@@ -377,7 +235,7 @@ class TUNIT(Method):
         picks = torch.linspace(0, len(source) - 1, min(len(source), QUEUE_SEED_IMAGES)).round().long().unique()
         device = self.queue.keys.device
         images = torch.stack([crop_and_flip(source[int(i)], self.image_size, None, False) for i in picks])
-        self.queue.push(self.key_encoder.encode_style(self.style_key_view(self.augment(to_float(images).to(device)))))
+        self.queue.push(self.key_encoder.encode_style(self.augment(to_float(images).to(device))))
 
     @torch.no_grad()
     def after_step(self, step: int) -> None:
@@ -392,10 +250,6 @@ class TUNIT(Method):
         if pending:
             self.queue.push(pending["keys"])
             self._update_domain_styles(pending["styles"], pending["domains"])
-
-    def style_key_view(self, x_aug: Tensor) -> Tensor:
-        """The augmented copy as the style head's key sees it: its tiles shuffled when ``style_key_tiles`` > 0."""
-        return shuffle_tiles(x_aug, self.cfg.style_key_tiles) if self.cfg.style_key_tiles else x_aug
 
     @torch.no_grad()
     def refresh_ema_statistics(self, ema: nn.Module, batch: Batch) -> bool:
@@ -422,21 +276,17 @@ class TUNIT(Method):
         x = batch["a"]
         labels = batch.get("a_labels")  # present only in the semi-supervised and supervised modes
         x_aug = self.augment(x)  # always: the keys of the queue are taken from it
-        heads = self.guide.heads(x)
-        # E on the augmented copy serves only the clustering and ce terms: skipped when their weights are 0
-        clustering = self.cfg.mode != "supervised" and (
-            self.active("mi") or ("over" in heads and self.active("mi_over")))
-        heads_aug = self.guide.heads(x_aug) if clustering or (
-            self.cfg.mode != "unsupervised" and self.active("ce")) else {}
-        logits, style, logits_aug = heads["domain"], heads["style"], heads_aug.get("domain")
+        logits, style = self.guide(x)
+        # E on the augmented copy serves only the mi and ce terms: skipped when neither is active
+        pairs = (self.cfg.mode != "supervised" and self.active("mi")) or (
+            self.cfg.mode != "unsupervised" and self.active("ce"))
+        logits_aug = self.guide(x_aug)[0] if pairs else None
         with torch.no_grad():
-            keys = self.key_encoder.encode_style(self.style_key_view(x_aug))
+            keys = self.key_encoder.encode_style(x_aug)
             key_logits, key_style = self.key_encoder(x)
         domains = _with_known_labels(logits.detach().argmax(1), labels)
         step: Step = {"x": x, "x_aug": x_aug, "logits": logits, "logits_aug": logits_aug, "style": style,
                       "keys": keys, "domains": domains, "labels": labels}
-        if "over" in heads:
-            step.update(over=heads["over"], over_aug=heads_aug.get("over"))
         # the domain averages are kept in the momentum encoder's terms: an EMA of E like the one inference uses
         self._pending = {"keys": keys, "styles": key_style,
                          "domains": _with_known_labels(key_logits.argmax(1), labels)}
@@ -444,33 +294,25 @@ class TUNIT(Method):
             return step
         order = torch.randperm(len(x), device=x.device)  # references: the batch shuffled
         step.update(x_ref=x[order], domains_ref=domains[order])
-        styles = {}  # each decoded only when a term with a weight above 0 reads it
-        if self.active("gan") or self.active("style_g") or self.active("cycle") or self.active("cycle_peer"):
-            styles["fake"] = style[order]
-        if self.active("gan") or self.active("recon"):
-            styles["rec"] = style
-        if self.active("recon_peer") or self.active("cycle_peer"):
-            step["peers"] = same_domain_peers(domains)
-        if self.active("recon_peer"):
-            styles["rec_peer"] = style[step["peers"]]
+        styles = self.styles_to_decode(step, order)
         if styles:
-            step.update(self._decode_with_each(self.generator.content(x), styles))
-        back = {}  # the translation's content decoded back: with x's own style, with a peer's
-        if self.active("cycle"):
-            back["cyc"] = style
-        if self.active("cycle_peer"):
-            back["cyc_peer"] = style[step["peers"]]
-        if back:
-            step.update(self._decode_with_each(self.generator.content(step["fake"]), back))
+            decoded = self.generator.decode(cat_batches(*[self.generator.content(x)] * len(styles)),
+                                            cat_batches(*styles.values()))
+            step.update(zip(styles, split_like(decoded, list(styles.values())), strict=True))
         if self.active("style_g"):
             step["keys_ref"] = key_style[order]
             step["style_fake"] = self.guide.encode_style(step["fake"])
         return step
 
-    def _decode_with_each(self, content: Tensor, styles: dict[str, Tensor]) -> dict[str, Tensor]:
-        """``content`` decoded with each named batch of style codes, in one decoder call."""
-        decoded = self.generator.decode(cat_batches(*[content] * len(styles)), cat_batches(*styles.values()))
-        return dict(zip(styles, split_like(decoded, [content] * len(styles)), strict=True))
+    def styles_to_decode(self, step: Step, order: Tensor) -> dict[str, Tensor]:
+        """The style codes G decodes x's content with, by step entry, all in one decoder call; each only when a
+        term with a weight above 0 reads it: ``fake`` G(x, s~), ``rec`` G(x, E_s(x))."""
+        styles = {}
+        if self.active("gan") or self.active("style_g"):
+            styles["fake"] = step["style"][order]
+        if self.active("gan") or self.active("recon"):
+            styles["rec"] = step["style"]
+        return styles
 
     def loss_terms(self, group: str, step: Step) -> dict[str, Tensor]:
         if group == "dis":
@@ -485,7 +327,7 @@ class TUNIT(Method):
             on_fake, on_rec = split_like(judged, [step["fake"], step["rec"]])
             terms["gan/ref"] = generator_loss(on_fake, "hinge")
             terms["gan/rec"] = generator_loss(on_rec, "hinge")
-        for term, rebuilt in RECONSTRUCTIONS.items():
+        for term, rebuilt in self.reconstructions.items():
             if self.active(term):
                 terms[term] = l1(step[rebuilt], step["x"])
         if self.active("style_g"):
@@ -498,9 +340,8 @@ class TUNIT(Method):
     def _guide_terms(self, step: Step) -> dict[str, Tensor]:
         terms: dict[str, Tensor] = {}
         logits, logits_aug, labels = step["logits"], step["logits_aug"], step["labels"]
-        for term, (head, head_aug) in CLUSTERINGS.items():
-            if self.cfg.mode != "supervised" and head in step and self.active(term):
-                terms[term] = -mutual_information(step[head].float().softmax(1), step[head_aug].float().softmax(1))
+        if self.cfg.mode != "supervised" and self.active("mi"):
+            terms["mi"] = -mutual_information(logits.float().softmax(1), logits_aug.float().softmax(1))
         if self.cfg.mode != "unsupervised" and self.active("ce"):
             known = labels >= 0
             if known.any():
@@ -606,21 +447,6 @@ class TUNIT(Method):
         return rows
 
 
-# IIC terms: loss term -> the step entries of a head's logits for x and for x+ (the over head only with over_k > 0)
-CLUSTERINGS = {"mi": ("logits", "logits_aug"), "mi_over": ("over", "over_aug")}
-# L1 terms against x: loss term -> the step entry that rebuilds x
-RECONSTRUCTIONS = {"recon": "rec", "cycle": "cyc", "recon_peer": "rec_peer", "cycle_peer": "cyc_peer"}
-
-
-def same_domain_peers(domains: Tensor) -> Tensor:
-    """For each image of a batch, the index of a random other image of its (pseudo) domain; its own index when
-    no other image of the batch shares its domain."""
-    same = domains[:, None] == domains[None, :]
-    scores = torch.rand(same.shape, device=domains.device).masked_fill(~same, -1.0)
-    scores.fill_diagonal_(-0.5)  # below any other same-domain image (scores >= 0), above other domains (-1)
-    return scores.argmax(1)
-
-
 def _with_known_labels(assigned: Tensor, labels: Tensor | None) -> Tensor:
     """Pseudo domains, replaced by the label where one is known (semi-supervised and supervised modes)."""
     return assigned if labels is None else torch.where(labels >= 0, labels, assigned)
@@ -634,11 +460,6 @@ def check_config(cfg: TUNITConfig, image_size: int) -> None:
         raise ValueError(f"model.label_fraction must be within (0, 1) in semi mode, got {cfg.label_fraction}")
     if cfg.k < 1 or cfg.style_dim < 1 or cfg.queue_size < 1:
         raise ValueError("model.k, model.style_dim and model.queue_size must be >= 1")
-    if cfg.over_k < 0:
-        raise ValueError(f"model.over_k must be >= 0 (0: no over-clustering head), got {cfg.over_k}")
-    if cfg.style_key_tiles < 0 or (cfg.style_key_tiles and image_size % cfg.style_key_tiles):
-        raise ValueError(f"model.style_key_tiles must be 0 (off) or divide data.image_size={image_size} into equal "
-                         f"tiles, got {cfg.style_key_tiles}")
     if not 1 <= cfg.guide_stages <= len(VGG11_CONVS):
         raise ValueError(f"model.guide_stages must be within 1..{len(VGG11_CONVS)}, got {cfg.guide_stages}")
     if image_size < 2**cfg.guide_stages:

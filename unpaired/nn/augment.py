@@ -124,17 +124,3 @@ def _rotate_hue(x: Tensor, angle: Tensor) -> Tensor:
     rotation[:, 1, 1], rotation[:, 1, 2], rotation[:, 2, 1], rotation[:, 2, 2] = cos, -sin, sin, cos
     transform = torch.linalg.inv(to_yiq) @ rotation @ to_yiq  # N x 3 x 3, RGB -> RGB
     return torch.einsum("nij,njhw->nihw", transform, x)
-
-
-def shuffle_tiles(images: Tensor, grid: int) -> Tensor:
-    """Cut each image into ``grid`` x ``grid`` equal tiles and put them back in a random order of its own: the
-    local appearance (strokes, ink, texture) stays, the global shape is gone. H and W must be multiples of
-    ``grid``."""
-    n, c, h, w = images.shape
-    if h % grid or w % grid:
-        raise ValueError(f"shuffle_tiles: a {h}x{w} image does not split into {grid}x{grid} equal tiles")
-    th, tw = h // grid, w // grid
-    tiles = images.reshape(n, c, grid, th, grid, tw).permute(0, 2, 4, 1, 3, 5).reshape(n, grid * grid, c, th, tw)
-    order = torch.rand(n, grid * grid, device=images.device).argsort(1)
-    tiles = tiles.gather(1, order[:, :, None, None, None].expand_as(tiles))
-    return tiles.reshape(n, grid, grid, c, th, tw).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
