@@ -47,17 +47,6 @@ min, cached in --work for later runs), the evaluation and the AFHQ smoke run add
 
     python bench/tunit.py [--minutes 45] [--steps N] [--per-source 3000] [--eval 1000] [--threads 2]
     python bench/tunit.py --quick
-    python bench/tunit.py --ema-statistics RUN_DIGITS_FOLDER --name tunit_style_tiles_ema_statistics
-
-``--ema-statistics RUN`` scores a trained run again instead (formerly ``bench/tunit_ema_statistics.py``): its EMA
-guiding network's batch-norm statistics as stored, and re-estimated for its weights. Before commit 6a79bc9 the
-trainer's EMA copy took the live network's batch-norm running statistics at every step, with averaged weights
-(since then TUNIT re-estimates the copy's own at every step). RUN's last checkpoint (the EMA copy, as ``unpaired
-translate`` does) is scored twice with this script's judges and protocol, on the first ``--eval`` test digits of
-each source: first as stored, then after re-estimating the statistics of E
-(``unpaired.metrics.adaptation.recalibrate_batch_norm``: one pass, cumulative averages) over 3000 training digits of
-each source, shuffled. Pseudo domains are mapped to sources by majority over those test digits. Writes OUT/NAME.json
-and OUT/NAME.md.
 """
 
 from __future__ import annotations
@@ -84,7 +73,6 @@ from common import (
     met_text,
     pair_counts,
     provenance,
-    provenance_lines,
     report_header,
     resolve_output_folders,
     splits_lines,
@@ -115,10 +103,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--feature-steps", type=int, default=1000)
     parser.add_argument("--afhq-steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="pool sampling and reference choice")
-    parser.add_argument("--ema-statistics", type=Path, default=None, metavar="RUN",
-                        help="score RUN (a digits folder holding checkpoints/) with its EMA batch-norm statistics "
-                             "as stored and re-estimated, instead of training")
-    parser.add_argument("--name", default="tunit_ema_statistics", help="report name of --ema-statistics")
     add_output_options(parser, "tunit")
     args = parser.parse_args(argv)
     args.argv = argv
@@ -394,51 +378,6 @@ def afhq_smoke(args: argparse.Namespace, work: Path, bf16: bool, out: Path) -> d
             "run_dir": str(result.run_dir)}
 
 
-# -- 7. --ema-statistics: a trained run scored again -------------------------------------------------------------
-def ema_score(translator: Any, data: dict, judges: dict, n: int) -> dict:
-    """The clustering (majority mapping, over test digits here) and translation figures of --ema-statistics."""
-    assigned = torch.cat([encode(translator, data[name]["test"][0][:n], False)[0] for name in SOURCES])
-    truth = torch.cat([torch.full((min(n, len(data[name]["test"][0])),), s) for s, name in enumerate(SOURCES)])
-    accuracy, table, cluster = match_domains(assigned, truth, translator.method.cfg.k, list(SOURCES))
-    pairs = [evaluate_pair(translator, s, t, data, judges, None, cluster, n, False, 0)
-             for s in SOURCES for t in SOURCES if s != t]
-    return {"test_clustering_accuracy": round(accuracy, 4), "counts_domain_by_source": table.tolist(),
-            "translation": pairs,
-            "style_digit_probe": style_digit_probe(translator, data, list(SOURCES), n, False)}
-
-
-def ema_statistics(args: argparse.Namespace) -> None:
-    """--ema-statistics RUN: RUN's EMA guiding network scored with its batch-norm statistics as stored and
-    re-estimated; writes OUT/NAME.json and OUT/NAME.md."""
-    from unpaired import load
-    from unpaired.metrics.adaptation import recalibrate_batch_norm
-    from unpaired.metrics.digits import cached_digit_judge
-
-    checkpoint = sorted((args.ema_statistics / "checkpoints").glob("step_*.pt"))[-1]
-    data = {name: {split: load_source(name, split) for split in ("train", "test")} for name in SOURCES}
-    judges = {name: cached_digit_judge(name, *data[name]["train"], args.judge_steps, args.work) for name in SOURCES}
-    pool = torch.cat([data[name]["train"][0][:3000] for name in SOURCES])
-    pool = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))]
-    record = {**provenance("tunit.py", args.argv), "checkpoint": str(checkpoint)}
-    for case in ("as_stored", "re_estimated"):
-        translator = load(checkpoint, device="cpu")
-        if case == "re_estimated":
-            recalibrate_batch_norm(translator.method.guide, pool, batch_size=256)
-        record[case] = ema_score(translator, data, judges, args.eval)
-        print(case, record[case]["test_clustering_accuracy"], flush=True)
-    lines = ["# TUNIT: the EMA guiding network's batch-norm statistics, as stored and re-estimated", "",
-             *provenance_lines(record), f"Checkpoint: `{checkpoint}`", "",
-             "| measure | as stored | re-estimated |", "|---|---|---|",
-             f"| clustering of the test digits | {record['as_stored']['test_clustering_accuracy']} | "
-             f"{record['re_estimated']['test_clustering_accuracy']} |"]
-    for a, b in zip(record["as_stored"]["translation"], record["re_estimated"]["translation"], strict=True):
-        for key in ("kept_reference_guided", "took_reference_digit", "kept_domain_guided", "landed_in_target_domains"):
-            lines.append(f"| {a['pair']} {key.replace('_', ' ')} | {a[key]} | {b[key]} |")
-    lines.append(f"| style digit probe (5-NN) | {record['as_stored']['style_digit_probe']} | "
-                 f"{record['re_estimated']['style_digit_probe']} |")
-    write_report(args.out, args.name, record, "\n".join(lines))
-
-
 # -- main --------------------------------------------------------------------------------------------------------
 def header(args: argparse.Namespace, bf16: bool) -> dict[str, Any]:
     """The exact command, the date and the machine, for the report."""
@@ -456,9 +395,6 @@ def main(argv: list[str] | None = None) -> None:
     from unpaired.training.trainer import Trainer
 
     args = parse_args(argv)
-    if args.ema_statistics is not None:
-        ema_statistics(args)
-        return
     started_all = time.perf_counter()
     torch.set_num_threads(args.threads)
     bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"

@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     "unpaired.nn": 1,  # building blocks, networks, the image pool, the digit classifier
     "unpaired.losses": 1,
     "unpaired.data": 1,
-    "unpaired.metrics": 1,  # pure metrics: frechet (FID/KID maths), paired, diversity
+    "unpaired.metrics": 1,  # pure metrics: frechet (FID/KID maths), paired
     # 2. methods: networks + loss terms, built from layer 1
     "unpaired.methods": 2,
     # 3. training: the loop, batches, checkpoints, logging, distributed; and the run configuration, which
@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     # 5. protocols (code that trains and scores) and serving
     "unpaired.metrics.adaptation": 5,  # UNIT's domain-adaptation protocol
     "unpaired.metrics.digits": 5,  # digit judges trained and scoring translators
+    "unpaired.metrics.diversity": 5,  # diversity of a translator's outputs over its styles
     "unpaired.clusters": 5,  # TUNIT's discovered domains, read from a checkpoint
     "unpaired.protocols": 5,
     "unpaired.serve": 5,

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from unpaired.methods.base import StylePrior, require
+
 Features = Callable[[Tensor], list[Tensor]]
 
 
@@ -91,11 +93,7 @@ def style_reconstruction_error(model: Any, images: Tensor, direction: str, k: in
     """Mean |E_t^s(G_t(E_s^c(x), s)) - s| (L1 per code element) over the images and K codes s ~ N(0, I)
     drawn from ``seed``; t is the target domain. Needs a method with a style prior (``StylePrior``: MUNIT) and a
     ``style=`` translate option."""
-    method = _method(model)
-    missing = [name for name in ("sample_styles", "encode_style") if not callable(getattr(method, name, None))]
-    if missing:  # the StylePrior capability of unpaired.methods.base, checked here by its members (layer 1)
-        raise ValueError(f"method {getattr(method, 'name', type(method).__name__)} has no style prior (needed for "
-                         f"the style reconstruction error: it lacks {', '.join(missing)}); methods with one: munit")
+    method = require(_method(model), StylePrior, "the style reconstruction error")
     device = next(method.parameters()).device
     codes = method.sample_styles(k, seed, device)
     out = method.translate(images.to(device), direction, style=codes)  # N*K, input-major
