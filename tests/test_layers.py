@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "unpaired.training": 3,
     # 4. inference: a trained model from a checkpoint
     "unpaired.inference": 4,
+    "unpaired.export": 4,  # a trained model as one TorchScript or ONNX file, and running such a file
     # 5. protocols (code that trains and scores) and serving
     "unpaired.metrics.adaptation": 5,  # UNIT's domain-adaptation protocol
     "unpaired.metrics.digits": 5,  # digit judges trained and scoring translators
