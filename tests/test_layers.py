@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     # 5. protocols (code that trains and scores) and serving
     "unpaired.metrics.adaptation": 5,  # UNIT's domain-adaptation protocol
     "unpaired.metrics.digits": 5,  # digit judges trained and scoring translators
+    "unpaired.metrics.translation": 5,  # a translator scored on a test split (FID, KID, IS, paired)
     "unpaired.clusters": 5,  # TUNIT's discovered domains, read from a checkpoint
     "unpaired.protocols": 5,
     "unpaired.serve": 5,

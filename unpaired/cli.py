@@ -456,6 +456,110 @@ def eval_paired(checkpoint: Path, data: str, direction: str, size: int, limit: i
             click.echo(f"wrote {path}")
 
 
+def _inception_options(command: Callable) -> Callable:
+    """The options of the Inception-based scores, shared by `eval fid` and `eval translation`."""
+    options = [
+        click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="The FID Inception weights (pt_inception-2015-12-05-6726825d.pth of pytorch-fid, or "
+                          "torch-fidelity's weights-inception-2015-12-05-6726825d.pth). Default: that file in "
+                          "$UNPAIRED_HOME/weights (~/.cache/unpaired/weights). Never downloaded."),
+        click.option("--kid-subset-size", type=click.IntRange(min=2), default=1000, show_default=True,
+                     help="Images per KID subset (lowered to the smaller set, and said so, when a set is smaller)."),
+        click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True,
+                     help="KID subsets averaged."),
+        click.option("--isc-splits", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Inception Score splits."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+                     help="Images per Inception forward pass."),
+        click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), default=None,
+                     help="Folder for report.json and report.md (default: print only)."),
+        click.option("--overwrite", is_flag=True, help="Replace report files that already exist in --out."),
+        click.option("--device", default="auto", show_default=True, help="'auto', 'cpu', 'cuda' or 'cuda:N'."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _inception_settings(inception_weights: Path | None, kid_subset_size: int, kid_subsets: int, isc_splits: int,
+                        batch_size: int, out: Path | None, overwrite: bool, device: str) -> tuple:
+    """(network, weights file, Settings), after refusing report files that --out already holds."""
+    from unpaired.devices import resolve_device
+    from unpaired.metrics.fidelity import Settings, check_report_folder
+    from unpaired.metrics.inception import find_weights, load_inception
+
+    if out is not None:
+        check_report_folder(out, overwrite)  # before the work, not after
+    weights = find_weights(inception_weights)
+    net = load_inception(weights, resolve_device(device))
+    return net, weights, Settings(kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, isc_splits=isc_splits,
+                                  batch_size=batch_size)
+
+
+def _show_report(report: dict, out: Path | None, overwrite: bool) -> None:
+    from unpaired.metrics.fidelity import markdown, write_report
+
+    click.echo(markdown(report))
+    if out is not None:
+        for path in write_report(report, out, overwrite):
+            click.echo(f"wrote {path}")
+
+
+@eval_group.command("fid")
+@click.option("--real", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Folder of real images (their features are cached in $UNPAIRED_HOME/cache/inception).")
+@click.option("--fake", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Folder of generated images.")
+@_inception_options
+def eval_fid(real: Path, fake: Path, inception_weights: Path | None, kid_subset_size: int, kid_subsets: int,
+             isc_splits: int, batch_size: int, out: Path | None, overwrite: bool, device: str) -> None:
+    """FID, KID and IS of a folder of generated images against a folder of real ones, computed as torch-fidelity
+    and the papers compute them (the FID Inception network; see README, Metrics)."""
+    from unpaired.metrics.fidelity import features_of_files, fid_report, files_of
+
+    net, weights, settings = _inception_settings(inception_weights, kid_subset_size, kid_subsets, isc_splits,
+                                                 batch_size, out, overwrite, device)
+    real_files, fake_files = files_of(real), files_of(fake)
+    real_features = features_of_files(net, real_files, weights, batch_size, desc="inception real")
+    fake_features = features_of_files(net, fake_files, weights, batch_size, desc="inception fake", cache=False)
+    _show_report(fid_report("FID, KID, IS", str(real), str(fake), real_features, fake_features, settings, weights),
+                 out, overwrite)
+
+
+@eval_group.command("translation")
+@click.option("--checkpoint", "checkpoint", required=True, type=click.Path(path_type=Path, exists=True),
+              help="Checkpoint file, or a run folder (its latest checkpoint), or a file written by `unpaired export`.")
+@click.option("--data", "data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Folder with testA/ and testB/: the source test split is translated and scored against the "
+                   "target's; images of the same name in both are also scored as pairs (RMSE, pixel accuracy).")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True)
+@click.option("--size", type=click.IntRange(min=1), default=None,
+              help="Shorter side the inputs are translated at (default: the training size).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Translate only the first N test images.")
+@click.option("--no-ema", is_flag=True, help="Use the live generator weights even if the run kept EMA weights.")
+@_inception_options
+def eval_translation(checkpoint: Path, data: Path, direction: str, size: int | None, limit: int | None, no_ema: bool,
+                     inception_weights: Path | None, kid_subset_size: int, kid_subsets: int, isc_splits: int,
+                     batch_size: int, out: Path | None, overwrite: bool, device: str) -> None:
+    """Translate the test split of --data and score it against the target test split: FID, KID, IS, and the
+    paired metrics when pairs exist. Methods that draw styles (MUNIT) draw one per image from seed 0."""
+    from unpaired.export import is_exported
+    from unpaired.metrics.translation import evaluate_translation
+
+    net, weights, settings = _inception_settings(inception_weights, kid_subset_size, kid_subsets, isc_splits,
+                                                 batch_size, out, overwrite, device)
+    if is_exported(checkpoint):
+        translator = _exported_translator(checkpoint, direction, device, no_ema, {})
+    else:
+        translator, _ = _checkpoint_options(checkpoint, direction, device, no_ema, size, {})
+        if translator.method.single_domain:
+            raise ConfigError(f"{checkpoint}: a {translator.config.method} model translates within one collection "
+                              "towards a reference; export it with --reference IMG and evaluate the exported file")
+    report = evaluate_translation(translator, net, weights, data, direction, settings, size, limit)
+    report["checkpoint"] = str(checkpoint)
+    _show_report(report, out, overwrite)
+
+
 @eval_group.command("adaptation")
 @click.option("--source", default="mnist", show_default=True,
               help="Labelled source domain: mnist, usps, svhn, an .h5 file in the USPS layout, or a folder with "
