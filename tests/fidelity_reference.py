@@ -1,10 +1,13 @@
-"""torch-fidelity as the reference of ``unpaired.metrics.fidelity``'s tests, and a random FID Inception network.
+"""The reference packages of the metrics tests: torch-fidelity (FID, KID, IS) and lpips (LPIPS); a random FID
+Inception network.
 
-torch-fidelity 0.4.0 declares torchvision as a dependency, and there is no torchvision for this platform: the
-dev install adds torch-fidelity with ``--no-deps``. Its Inception feature extractor and its FID, KID and IS code
-use torch alone; only its dataset and other extractor modules import torchvision at import time. So
-``import_torch_fidelity`` puts a stand-in ``torchvision`` (names only, nothing callable that the Inception path
-reaches) into ``sys.modules`` when the real one is missing, and the numbers come from torch-fidelity's own code.
+torch-fidelity 0.4.0 and lpips 0.1.4 declare torchvision as a dependency, and there is no torchvision for this
+platform: `make setup` adds both with ``--no-deps``. torch-fidelity's Inception feature extractor and its FID, KID
+and IS code use torch alone; only its dataset and other extractor modules import torchvision at import time.
+lpips takes its VGG16 from ``torchvision.models.vgg16(pretrained=...).features``. So ``import_torch_fidelity``
+and ``import_lpips`` put a stand-in ``torchvision`` (names only) into ``sys.modules`` when the real one is
+missing, lpips is handed the test's own VGG16 features (torchvision's layout, the same weights unpaired reads),
+and the numbers come from the packages' own code.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -46,6 +50,21 @@ def import_torch_fidelity():
     import torch_fidelity  # a test dependency: `make setup` installs it (pip install --no-deps torch-fidelity)
 
     return torch_fidelity
+
+
+def import_lpips(features: torch.nn.Sequential, monkeypatch) -> Any:
+    """The lpips package, whose ``vgg16`` backbone is ``features`` (never torchvision's download)."""
+    try:
+        import torchvision  # noqa: F401  (the real one, where it exists)
+    except ImportError:
+        _stand_in_torchvision()
+    import lpips  # a test dependency: `make setup` installs it (pip install --no-deps lpips)
+
+    def vgg16(pretrained: bool = True, **kwargs: Any) -> types.SimpleNamespace:
+        return types.SimpleNamespace(features=features)
+
+    monkeypatch.setattr(lpips.pretrained_networks.tv, "vgg16", vgg16, raising=False)
+    return lpips
 
 
 def random_inception(path: Path, seed: int = 0) -> Path:

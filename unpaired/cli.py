@@ -537,8 +537,16 @@ def eval_fid(real: Path, fake: Path, inception_weights: Path | None, kid_subset_
               help="Shorter side the inputs are translated at (default: the training size).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Translate only the first N test images.")
 @click.option("--no-ema", is_flag=True, help="Use the live generator weights even if the run kept EMA weights.")
+@click.option("--diversity", type=click.IntRange(min=2), default=None,
+              help="Methods with a style prior (MUNIT): also the mean pairwise distance of K styles per input.")
+@click.option("--vgg-weights", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="With --lpips-weights: the diversity is LPIPS v0.1 (torchvision-layout VGG16 state dict).")
+@click.option("--lpips-weights", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="LPIPS v0.1's VGG channel weights (weights/v0.1/vgg.pth of the lpips package); without them the "
+                   "diversity is the pixel L1 fallback, and the report says which.")
 @_inception_options
 def eval_translation(checkpoint: Path, data: Path, direction: str, size: int | None, limit: int | None, no_ema: bool,
+                     diversity: int | None, vgg_weights: Path | None, lpips_weights: Path | None,
                      inception_weights: Path | None, kid_subset_size: int, kid_subsets: int, isc_splits: int,
                      batch_size: int, out: Path | None, overwrite: bool, device: str) -> None:
     """Translate the test split of --data and score it against the target test split: FID, KID, IS, and the
@@ -555,7 +563,15 @@ def eval_translation(checkpoint: Path, data: Path, direction: str, size: int | N
         if translator.method.single_domain:
             raise ConfigError(f"{checkpoint}: a {translator.config.method} model translates within one collection "
                               "towards a reference; export it with --reference IMG and evaluate the exported file")
-    report = evaluate_translation(translator, net, weights, data, direction, settings, size, limit)
+    options = None
+    if diversity is not None:
+        from unpaired.methods.base import StylePrior, require
+
+        if (vgg_weights is None) != (lpips_weights is None):
+            raise ConfigError("LPIPS needs both --vgg-weights and --lpips-weights (or neither: the pixel L1 fallback)")
+        require(getattr(translator, "method", translator), StylePrior, "--diversity")
+        options = {"k": diversity, "vgg_weights": vgg_weights, "lpips_weights": lpips_weights}
+    report = evaluate_translation(translator, net, weights, data, direction, settings, size, limit, options)
     report["checkpoint"] = str(checkpoint)
     _show_report(report, out, overwrite)
 

@@ -27,6 +27,7 @@ nor prior to run it, and the graph holds the decoder path only; another style is
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import warnings
@@ -149,9 +150,9 @@ def export(translator: Translator, path: str | Path, fmt: str, direction: str = 
         raise ExportError(f"this {method.name} model translates {', '.join(method.directions)} only, not {direction}")
     path = Path(path)
     style, style_text = style_code(translator, direction, seed, reference, domain)
-    graph = InferenceGraph(method, direction, style).eval().cpu()  # exported on the CPU: runs anywhere
-    for p in graph.parameters():
-        p.requires_grad_(False)
+    # a copy, exported on the CPU (runs anywhere): the translator keeps its device and its parameters' flags
+    graph = InferenceGraph(copy.deepcopy(method), direction, None if style is None else style.cpu())
+    graph.eval().cpu().requires_grad_(False)
     multiple = int(getattr(method, "size_multiple", 1))
     side = size or translator.image_size
     if side % multiple:

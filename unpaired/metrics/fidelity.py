@@ -189,6 +189,10 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"Paired with the target test images of the same name ({paired['pairs']} pairs):", "",
                   "| " + " | ".join(paired["mean"]) + " |", "|" + "---|" * len(paired["mean"]),
                   "| " + " | ".join(f"{v:.4f}" for v in paired["mean"].values()) + " |", ""]
+    if report.get("diversity"):
+        d = report["diversity"]
+        lines += [f"Diversity ({d['styles']} styles per input, mean pairwise distance): {d['mean']:.4f}, "
+                  f"{d['distance']}.", ""]
     lines += [f"Network: FID Inception v3 (2015-12-05 weights) read from `{report['weights']}`; images resized to 299 "
               "by TensorFlow-1 bilinear sampling, (x - 128) / 128, as torch-fidelity.  ",
               f"KID: {s['kid_subsets']} subsets of {s['kid_subset_size']} images, polynomial kernel, seed {s['seed']}. "
