@@ -208,3 +208,26 @@ def test_cli_exports_ema_weights_and_translate_runs_the_file(run, tmp_path, fmt)
     assert_error(run_cli("export", "--checkpoint", run, "--format", fmt, "--direction", "b2a"), path, "exists")
     assert_error(run_cli("export", "--checkpoint", run, "--format", fmt, "--style", "3", "--out", tmp_path / "s"),
                  "unit has no style space")
+
+
+@pytest.mark.skipif(not ONNX, reason="needs unpaired[onnx]")
+def test_the_readme_snippet_runs_an_onnx_file_without_torch_or_unpaired(tmp_path):
+    """The README's Export example, run in a process where torch and unpaired cannot be imported, gives the
+    translation ExportedTranslator gives (up to rounding to 0..255)."""
+    import re
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Export", 1)[1].split("\n## ", 1)[0]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    path = export(tiny_translator("cyclegan"), tmp_path / "unit_a2b.onnx", "onnx").path
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / "horse.png")
+    blocked = "import sys\nsys.modules['torch'] = None\nsys.modules['unpaired'] = None\n"
+    subprocess.run([sys.executable, "-c", blocked + snippet.replace("(256, 256)", "(16, 16)")], cwd=tmp_path,
+                   check=True, timeout=120)
+    x = torch.from_numpy(np.asarray(Image.open(tmp_path / "horse.png").convert("RGB").resize((16, 16)), np.float32))
+    expected = ExportedTranslator(path).translate(x.permute(2, 0, 1)[None] / 127.5 - 1)[0]
+    expected = ((expected.permute(1, 2, 0) + 1) * 127.5).clamp(0, 255).round().numpy()
+    got = np.asarray(Image.open(tmp_path / "zebra.png"), dtype=np.float32)
+    assert np.abs(got - expected).max() <= 1

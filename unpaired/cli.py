@@ -532,7 +532,8 @@ def eval_fid(real: Path, fake: Path, inception_weights: Path | None, kid_subset_
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="Folder with testA/ and testB/: the source test split is translated and scored against the "
                    "target's; images of the same name in both are also scored as pairs (RMSE, pixel accuracy).")
-@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True)
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
+              help="a2b translates testA and scores it against testB; b2a the reverse.")
 @click.option("--size", type=click.IntRange(min=1), default=None,
               help="Shorter side the inputs are translated at (default: the training size).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Translate only the first N test images.")

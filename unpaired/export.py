@@ -206,19 +206,21 @@ def _export_torchscript(graph: nn.Module, example: Tensor, path: Path, dynamic: 
     return buffer.getvalue(), dynamic, run
 
 
-def _onnx_modules() -> tuple[Any, Any]:
+def _onnx() -> Any:
+    """The onnx module, once the exporter's packages are known to be there (onnxruntime checks each export)."""
     try:
         import onnx
-        import onnxruntime
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401  (torch.onnx's exporter needs it)
     except ImportError as err:
         raise ExportError(f"ONNX export needs the onnx, onnxscript and onnxruntime packages ({err}); install them "
                           "with: pip install 'unpaired[onnx]'") from None
-    return onnx, onnxruntime
+    return onnx
 
 
 def _export_onnx(graph: nn.Module, example: Tensor, path: Path, dynamic: bool = True) -> tuple:
     """torch.export (the dynamo exporter) with batch, height and width symbolic; one file, no external data."""
-    _onnx_modules()
+    _onnx()
     dims = None
     if dynamic:
         dim = torch.export.Dim
@@ -245,7 +247,11 @@ def _export_onnx(graph: nn.Module, example: Tensor, path: Path, dynamic: bool = 
 
 
 def _onnx_session(data: bytes | str, threads: int | None = None) -> Any:
-    _, ort = _onnx_modules()
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ExportError("running an .onnx file needs onnxruntime: pip install onnxruntime (or "
+                          "'unpaired[onnx]')") from None
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -262,7 +268,7 @@ def _with_metadata(fmt: str, data: bytes, metadata: dict[str, Any]) -> bytes:
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.jit.save(torch.jit.load(io.BytesIO(data)), buffer, _extra_files={METADATA_NAME: text})
         return buffer.getvalue()
-    onnx, _ = _onnx_modules()
+    onnx = _onnx()
     model = onnx.load_from_string(data)
     onnx.helper.set_model_props(model, {METADATA_NAME: text, "contract": CONTRACT})
     model.producer_name, model.producer_version = "unpaired", _version()
@@ -296,11 +302,8 @@ class ExportedTranslator:
         self.format = "onnx" if self.path.suffix.lower() == ".onnx" else "torchscript"
         try:
             if self.format == "onnx":
-                onnx, _ = _onnx_modules()
-                model = onnx.load(str(self.path))
-                props = {p.key: p.value for p in model.metadata_props}
-                text = props.get(METADATA_NAME)
-                self._session = _onnx_session(str(self.path), threads)
+                self._session = _onnx_session(str(self.path), threads)  # onnxruntime alone reads the metadata
+                text = self._session.get_modelmeta().custom_metadata_map.get(METADATA_NAME)
             else:
                 extra = {METADATA_NAME: ""}
                 with warnings.catch_warnings():  # torch.jit's deprecation note: the format is what users run
