@@ -207,3 +207,9 @@ def test_cli_eval_translation_scores_the_test_split_and_pairs(weights, tmp_path,
                              "--direction", "a2b", "--inception-weights", weights, "--kid-subset-size", 3)
     assert code == 0, err
     assert "Paired with the target test images of the same name (3 pairs)" in out and "rmse" in out
+    code, _, err = run_cli("export", "--checkpoint", tmp_path / "run", "--format", "torchscript")  # an exported file
+    assert code == 0, err
+    code, out, err = run_cli("eval", "translation", "--checkpoint", tmp_path / "run" / "export" / "unit_a2b.pt",
+                             "--data", data, "--inception-weights", weights, "--kid-subset-size", 3)
+    assert code == 0, err
+    assert "(3 pairs)" in out
