@@ -17,6 +17,10 @@ $(BIN)/unpaired: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch is pinned (torch==2.13.0) in pyproject: the CPU build from the local wheel store
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# torch-fidelity and lpips: the tests' references for FID/KID/IS and LPIPS (test-only). --no-deps: their metadata
+	# requires torchvision, which has no build here and would pull another torch; the code the tests use needs only
+	# torch, numpy, scipy and tqdm (installed above); lpips also ships LPIPS v0.1's weights file the tests read
+	$(BIN)/pip install --quiet --no-deps 'torch-fidelity==0.4.0' 'lpips==0.1.4'
 	touch $@
 
 setup: $(BIN)/unpaired

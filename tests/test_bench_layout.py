@@ -53,3 +53,18 @@ def test_quick_conv_peak_writes_a_report_outside_bench_results(tmp_path):
     assert all(v > 0 for row in record["gflops"].values() for v in row.values())
     with pytest.raises(SystemExit):
         conv_peak.main(["--quick", "--out", str(BENCH / "results")])
+
+
+def test_quick_metrics_benchmark_writes_its_report(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="the ONNX column needs unpaired[onnx] (the dev extra installs it)")
+    import metrics
+
+    monkeypatch.setenv("UNPAIRED_HOME", str(tmp_path / "home"))  # no weights file: random weights, said so
+    metrics.main(["--quick", "--threads", "1", "--out", str(tmp_path / "out")])
+    record = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert record["quick"] and record["fid_kid"]["weights"].startswith("random weights")
+    assert record["fid_kid"]["features_seconds_per_1000"] > 0
+    cases = record["latency"]["cyclegan"]["ms"]
+    assert set(cases) == {"1 thread(s)", "2 thread(s)"}
+    assert all(v > 0 for row in cases.values() for v in row.values())
+    assert "NOT measurements" in (tmp_path / "out" / "metrics.md").read_text()

@@ -112,7 +112,8 @@ def _commands() -> list[tuple[list[str], click.Command]]:
 
 def test_commands_exist():
     names = [" ".join(path) for path, _ in _commands()]
-    for expected in ("train", "translate", "demo", "data", "data check", "data download"):
+    for expected in ("train", "translate", "export", "demo", "data", "data check", "data download", "eval fid",
+                     "eval translation"):
         assert expected in names
 
 

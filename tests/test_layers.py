@@ -35,10 +35,12 @@ LAYERS: dict[str, int] = {
     "unpaired.training": 3,
     # 4. inference: a trained model from a checkpoint
     "unpaired.inference": 4,
+    "unpaired.export": 4,  # a trained model as one TorchScript or ONNX file, and running such a file
     # 5. protocols (code that trains and scores) and serving
     "unpaired.metrics.adaptation": 5,  # UNIT's domain-adaptation protocol
     "unpaired.metrics.digits": 5,  # digit judges trained and scoring translators
     "unpaired.metrics.diversity": 5,  # diversity of a translator's outputs over its styles
+    "unpaired.metrics.translation": 5,  # a translator scored on a test split (FID, KID, IS, paired)
     "unpaired.clusters": 5,  # TUNIT's discovered domains, read from a checkpoint
     "unpaired.protocols": 5,
     "unpaired.serve": 5,

@@ -1,4 +1,4 @@
-"""The ``unpaired`` command line: train, translate, clusters, eval, demo, data.
+"""The ``unpaired`` command line: train, translate, export, clusters, eval, demo, data.
 
 Every command reports bad input as one line ``error: <file or key>: <problem>`` on stderr and exits
 non-zero; nothing is overwritten silently.
@@ -136,7 +136,8 @@ def _same_data(given: str, stored: str) -> bool:
 
 @cli.command()
 @click.option("--checkpoint", "checkpoint", required=True, type=click.Path(path_type=Path, exists=True),
-              help="Checkpoint file, or a run folder (its latest checkpoint is used).")
+              help="Checkpoint file, or a run folder (its latest checkpoint is used), or a file written by "
+                   "`unpaired export` (.onnx: needs onnxruntime; .pt TorchScript).")
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path, exists=True),
               help="An image file or a folder of images (PNG, JPEG, BMP, WebP) from the source domain.")
 @click.option("--output", "output", required=True, type=click.Path(path_type=Path, file_okay=False),
@@ -171,31 +172,16 @@ def translate(checkpoint: Path, input_path: Path, output: Path, direction: str, 
     from tqdm import tqdm
 
     from unpaired.data import DataError, list_images
-    from unpaired.inference import load
 
-    translator = load(checkpoint, device=device, use_ema=not no_ema)
     options = {name: value for name, value in (("styles", styles), ("reference", reference),
                                                ("interpolate", interpolate), ("seed", seed), ("domain", domain))
                if value is not None}
-    translator.check_options(options)  # e.g. "method unit has no styles"
-    if direction not in translator.method.directions:  # a one-sided model translates one way only
-        raise ConfigError(f"{checkpoint}: this {translator.config.method} model is one-sided, it translates "
-                          f"{', '.join(translator.method.directions)} only, not --direction {direction}")
-    chosen = [f"--{name}" for name in ("styles", "reference", "interpolate", "domain") if name in options]
-    if len(chosen) > 1:
-        raise ConfigError(f"{' and '.join(chosen)} exclude each other; give one")
-    if seed is None and chosen and "seed" in translator.method.translate_options:
-        import random
+    from unpaired.export import is_exported
 
-        options["seed"] = random.SystemRandom().randrange(2**31)  # one draw: every input gets the same styles
-    if reference is not None:
-        from PIL import Image
-
-        try:
-            with Image.open(reference) as opened:
-                options["reference"] = translator.prepare(opened.copy(), direction, size, domain=direction[-1])
-        except (OSError, SyntaxError, ValueError) as err:
-            raise DataError(f"{reference}: cannot read this reference image ({err})") from err
+    if is_exported(checkpoint):
+        translator = _exported_translator(checkpoint, direction, device, no_ema, options)
+    else:
+        translator, options = _checkpoint_options(checkpoint, direction, device, no_ema, size, options)
 
     def names(path: Path) -> list[str]:
         if styles is not None:
@@ -231,6 +217,94 @@ def translate(checkpoint: Path, input_path: Path, output: Path, direction: str, 
             written += 1
     click.echo(f"wrote {written} image(s) to {output}" + (f"; skipped {len(skipped)}: {', '.join(skipped)}"
                                                            if skipped else ""))
+
+
+def _checkpoint_options(checkpoint: Path, direction: str, device: str, no_ema: bool, size: int | None,
+                        options: dict) -> tuple:
+    """The checkpoint's translator and the translate options checked against its method (a reference image read
+    and prepared, one seed drawn for random styles)."""
+    from unpaired.data import DataError
+    from unpaired.inference import load
+
+    translator = load(checkpoint, device=device, use_ema=not no_ema)
+    translator.check_options(options)  # e.g. "method unit has no styles"
+    if direction not in translator.method.directions:  # a one-sided model translates one way only
+        raise ConfigError(f"{checkpoint}: this {translator.config.method} model is one-sided, it translates "
+                          f"{', '.join(translator.method.directions)} only, not --direction {direction}")
+    chosen = [f"--{name}" for name in ("styles", "reference", "interpolate", "domain") if name in options]
+    if len(chosen) > 1:
+        raise ConfigError(f"{' and '.join(chosen)} exclude each other; give one")
+    if "seed" not in options and chosen and "seed" in translator.method.translate_options:
+        import random
+
+        options["seed"] = random.SystemRandom().randrange(2**31)  # one draw: every input gets the same styles
+    if "reference" in options:
+        from PIL import Image
+
+        reference = options["reference"]
+        try:
+            with Image.open(reference) as opened:
+                options["reference"] = translator.prepare(opened.copy(), direction, size, domain=direction[-1])
+        except (OSError, SyntaxError, ValueError) as err:
+            raise DataError(f"{reference}: cannot read this reference image ({err})") from err
+    return translator, options
+
+
+def _exported_translator(path: Path, direction: str, device: str, no_ema: bool, options: dict) -> object:
+    """An exported file (``unpaired export``) ready to translate; its style and weights were fixed at export."""
+    from unpaired.export import ExportedTranslator
+
+    given = [f"--{name}" for name in options] + (["--no-ema"] if no_ema else [])
+    if given:
+        raise ConfigError(f"{path}: an exported file has its style and weights fixed at export time; "
+                          f"{', '.join(given)} cannot change them (export again, or use the run's checkpoint)")
+    translator = ExportedTranslator(path, device="cpu" if device == "auto" else device)
+    if direction != translator.direction:
+        raise ConfigError(f"{path}: this exported file translates {translator.direction} only, not --direction "
+                          f"{direction}")
+    return translator
+
+
+@cli.command("export")
+@click.option("--checkpoint", "checkpoint", required=True, type=click.Path(path_type=Path, exists=True),
+              help="Checkpoint file, or a run folder (its latest checkpoint is used).")
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), required=True,
+              help="torchscript: a .pt file for torch.jit.load; onnx: a .onnx file for onnxruntime (export needs "
+                   "pip install 'unpaired[onnx]').")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
+              help="The one direction the file translates.")
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="File to write (default: RUN/export/<method>_<direction>.pt or .onnx).")
+@click.option("--style", "seed", type=int, default=None,
+              help="Methods with a style prior (MUNIT): bake in the style code drawn from this seed.")
+@click.option("--reference", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Methods with a style space (MUNIT, TUNIT): bake in the style of this example image of the target "
+                   "domain.")
+@click.option("--domain", type=click.IntRange(min=0), default=None,
+              help="Methods that discover domains (TUNIT): bake in the average style of pseudo domain J.")
+@click.option("--size", type=click.IntRange(min=1), default=None,
+              help="Side of the example images the graph is traced with (default: the training size).")
+@click.option("--no-ema", is_flag=True, help="Export the live generator weights even if the run kept EMA weights.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def export_command(checkpoint: Path, fmt: str, direction: str, out: Path | None, seed: int | None,
+                   reference: Path | None, domain: int | None, size: int | None, no_ema: bool, overwrite: bool) -> None:
+    """Write one direction of a trained model as one self-contained file (TorchScript or ONNX) that runs without
+    unpaired: input float32 N x C x H x W in [-1, 1], output the same (see README, Export)."""
+    from unpaired.export import SUFFIXES, export
+    from unpaired.inference import load
+
+    translator = load(checkpoint, device="cpu", use_ema=not no_ema)
+    if out is None:
+        run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent.parent
+        out = run_dir / "export" / f"{translator.config.method}_{direction}{SUFFIXES[fmt]}"
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out}: exists; pass --overwrite to replace it or choose another --out")
+    result = export(translator, out, fmt, direction, seed=seed, reference=reference, domain=domain, size=size)
+    meta = result.metadata
+    shapes = "any batch and image size" if meta["dynamic"] else f"{meta['height']}x{meta['width']} images only"
+    click.echo(f"wrote {out}: {meta['method']} {direction} (step {meta['step']}, "
+               f"{'EMA' if meta['uses_ema'] else 'live'} weights, style: {meta['style']}), {shapes} "
+               f"(sides multiples of {meta['size_multiple']}); max |exported - eager| = {result.max_difference:.1e}")
 
 
 def _strip(images: list) -> object:
@@ -381,6 +455,127 @@ def eval_paired(checkpoint: Path, data: str, direction: str, size: int, limit: i
     if out is not None:
         for path in write_report(report, out, overwrite).values():
             click.echo(f"wrote {path}")
+
+
+def _inception_options(command: Callable) -> Callable:
+    """The options of the Inception-based scores, shared by `eval fid` and `eval translation`."""
+    options = [
+        click.option("--inception-weights", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="The FID Inception weights (pt_inception-2015-12-05-6726825d.pth of pytorch-fid, or "
+                          "torch-fidelity's weights-inception-2015-12-05-6726825d.pth). Default: that file in "
+                          "$UNPAIRED_HOME/weights (~/.cache/unpaired/weights). Never downloaded."),
+        click.option("--kid-subset-size", type=click.IntRange(min=2), default=1000, show_default=True,
+                     help="Images per KID subset (lowered to the smaller set, and said so, when a set is smaller)."),
+        click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True,
+                     help="KID subsets averaged."),
+        click.option("--isc-splits", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Inception Score splits."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+                     help="Images per Inception forward pass."),
+        click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), default=None,
+                     help="Folder for report.json and report.md (default: print only)."),
+        click.option("--overwrite", is_flag=True, help="Replace report files that already exist in --out."),
+        click.option("--device", default="auto", show_default=True, help="'auto', 'cpu', 'cuda' or 'cuda:N'."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _inception_settings(inception_weights: Path | None, kid_subset_size: int, kid_subsets: int, isc_splits: int,
+                        batch_size: int, out: Path | None, overwrite: bool, device: str) -> tuple:
+    """(network, weights file, Settings), after refusing report files that --out already holds."""
+    from unpaired.devices import resolve_device
+    from unpaired.metrics.fidelity import Settings, check_report_folder
+    from unpaired.metrics.inception import find_weights, load_inception
+
+    if out is not None:
+        check_report_folder(out, overwrite)  # before the work, not after
+    weights = find_weights(inception_weights)
+    net = load_inception(weights, resolve_device(device))
+    return net, weights, Settings(kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, isc_splits=isc_splits,
+                                  batch_size=batch_size)
+
+
+def _show_report(report: dict, out: Path | None, overwrite: bool) -> None:
+    from unpaired.metrics.fidelity import markdown, write_report
+
+    click.echo(markdown(report))
+    if out is not None:
+        for path in write_report(report, out, overwrite):
+            click.echo(f"wrote {path}")
+
+
+@eval_group.command("fid")
+@click.option("--real", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Folder of real images (their features are cached in $UNPAIRED_HOME/cache/inception).")
+@click.option("--fake", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Folder of generated images.")
+@_inception_options
+def eval_fid(real: Path, fake: Path, inception_weights: Path | None, kid_subset_size: int, kid_subsets: int,
+             isc_splits: int, batch_size: int, out: Path | None, overwrite: bool, device: str) -> None:
+    """FID, KID and IS of a folder of generated images against a folder of real ones, computed as torch-fidelity
+    and the papers compute them (the FID Inception network; see README, Metrics)."""
+    from unpaired.metrics.fidelity import features_of_files, fid_report, files_of
+
+    net, weights, settings = _inception_settings(inception_weights, kid_subset_size, kid_subsets, isc_splits,
+                                                 batch_size, out, overwrite, device)
+    real_files, fake_files = files_of(real), files_of(fake)
+    real_features = features_of_files(net, real_files, weights, batch_size, desc="inception real")
+    fake_features = features_of_files(net, fake_files, weights, batch_size, desc="inception fake", cache=False)
+    _show_report(fid_report("FID, KID, IS", str(real), str(fake), real_features, fake_features, settings, weights),
+                 out, overwrite)
+
+
+@eval_group.command("translation")
+@click.option("--checkpoint", "checkpoint", required=True, type=click.Path(path_type=Path, exists=True),
+              help="Checkpoint file, or a run folder (its latest checkpoint), or a file written by `unpaired export`.")
+@click.option("--data", "data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Folder with testA/ and testB/: the source test split is translated and scored against the "
+                   "target's; images of the same name in both are also scored as pairs (RMSE, pixel accuracy).")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
+              help="a2b translates testA and scores it against testB; b2a the reverse.")
+@click.option("--size", type=click.IntRange(min=1), default=None,
+              help="Shorter side the inputs are translated at (default: the training size).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Translate only the first N test images.")
+@click.option("--no-ema", is_flag=True, help="Use the live generator weights even if the run kept EMA weights.")
+@click.option("--diversity", type=click.IntRange(min=2), default=None,
+              help="Methods with a style prior (MUNIT): also the mean pairwise distance of K styles per input.")
+@click.option("--vgg-weights", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="With --lpips-weights: the diversity is LPIPS v0.1 (torchvision-layout VGG16 state dict).")
+@click.option("--lpips-weights", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="LPIPS v0.1's VGG channel weights (weights/v0.1/vgg.pth of the lpips package); without them the "
+                   "diversity is the pixel L1 fallback, and the report says which.")
+@_inception_options
+def eval_translation(checkpoint: Path, data: Path, direction: str, size: int | None, limit: int | None, no_ema: bool,
+                     diversity: int | None, vgg_weights: Path | None, lpips_weights: Path | None,
+                     inception_weights: Path | None, kid_subset_size: int, kid_subsets: int, isc_splits: int,
+                     batch_size: int, out: Path | None, overwrite: bool, device: str) -> None:
+    """Translate the test split of --data and score it against the target test split: FID, KID, IS, and the
+    paired metrics when pairs exist. Methods that draw styles (MUNIT) draw one per image from seed 0."""
+    from unpaired.export import is_exported
+    from unpaired.metrics.translation import evaluate_translation
+
+    net, weights, settings = _inception_settings(inception_weights, kid_subset_size, kid_subsets, isc_splits,
+                                                 batch_size, out, overwrite, device)
+    if is_exported(checkpoint):
+        translator = _exported_translator(checkpoint, direction, device, no_ema, {})
+    else:
+        translator, _ = _checkpoint_options(checkpoint, direction, device, no_ema, size, {})
+        if translator.method.single_domain:
+            raise ConfigError(f"{checkpoint}: a {translator.config.method} model translates within one collection "
+                              "towards a reference; export it with --reference IMG and evaluate the exported file")
+    options = None
+    if diversity is not None:
+        from unpaired.methods.base import StylePrior, require
+
+        if (vgg_weights is None) != (lpips_weights is None):
+            raise ConfigError("LPIPS needs both --vgg-weights and --lpips-weights (or neither: the pixel L1 fallback)")
+        require(getattr(translator, "method", translator), StylePrior, "--diversity")
+        options = {"k": diversity, "vgg_weights": vgg_weights, "lpips_weights": lpips_weights}
+    report = evaluate_translation(translator, net, weights, data, direction, settings, size, limit, options)
+    report["checkpoint"] = str(checkpoint)
+    _show_report(report, out, overwrite)
 
 
 @eval_group.command("adaptation")

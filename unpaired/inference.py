@@ -73,16 +73,8 @@ class Translator:
         """PIL image -> 1 x C x H x W in [-1, 1]: the channels of ``domain`` (default: the source domain of
         ``direction``), shorter side ``size`` (default: the training image size), sides rounded to what the
         network's strides need."""
-        size = size or self.image_size
-        multiple = getattr(self.method, "size_multiple", 1)
-        w, h = image.size
-        scale = size / min(w, h)
-        new_w = max(multiple, round(w * scale / multiple) * multiple)
-        new_h = max(multiple, round(h * scale / multiple) * multiple)
-        array = pil_to_array(image.resize((new_w, new_h), Image.BICUBIC), self.channels(domain or direction[0]))
-        if array.ndim == 2:
-            array = array[..., None]
-        return torch.tensor(array).permute(2, 0, 1)[None].float().div(127.5).sub(1)  # copy: PIL's is read-only
+        return prepare_image(image, self.channels(domain or direction[0]), size or self.image_size,
+                             getattr(self.method, "size_multiple", 1))
 
     def translate_image(self, image: Image.Image | str | Path, direction: str = "a2b", size: int | None = None,
                         keep_size: bool = False, **options: Any) -> list[Image.Image]:
@@ -90,9 +82,9 @@ class Translator:
 
         A ``reference`` option given as a PIL image or file (an example of the target domain) is prepared
         like the input."""
-        image = _open(image)
+        image = open_image(image)
         if isinstance(options.get("reference"), (Image.Image, str, Path)):
-            options["reference"] = self.prepare(_open(options["reference"]), direction, size, domain=direction[-1])
+            options["reference"] = self.prepare(open_image(options["reference"]), direction, size, domain=direction[-1])
         out = self.translate(self.prepare(image, direction, size), direction, **options)
         results = [tensor_to_pil(x) for x in out]
         if keep_size:
@@ -100,7 +92,20 @@ class Translator:
         return results
 
 
-def _open(image: Image.Image | str | Path) -> Image.Image:
+def prepare_image(image: Image.Image, channels: int, size: int, multiple: int = 1) -> Tensor:
+    """PIL image -> 1 x ``channels`` x H x W float32 in [-1, 1], bicubic-resized so that its shorter side is
+    ``size``, both sides rounded to multiples of ``multiple`` (the network's total stride)."""
+    w, h = image.size
+    scale = size / min(w, h)
+    new_w = max(multiple, round(w * scale / multiple) * multiple)
+    new_h = max(multiple, round(h * scale / multiple) * multiple)
+    array = pil_to_array(image.resize((new_w, new_h), Image.BICUBIC), channels)
+    if array.ndim == 2:
+        array = array[..., None]
+    return torch.tensor(array).permute(2, 0, 1)[None].float().div(127.5).sub(1)  # copy: PIL's is read-only
+
+
+def open_image(image: Image.Image | str | Path) -> Image.Image:
     if isinstance(image, Image.Image):
         return image
     with Image.open(image) as opened:

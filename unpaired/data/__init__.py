@@ -33,6 +33,7 @@ from .sources import (
     TensorSource,
     data_root,
     list_images,
+    unpaired_home,
 )
 
 __all__ = [
@@ -66,4 +67,5 @@ __all__ = [
     "open_pairs",
     "read_digit_h5",
     "read_idx",
+    "unpaired_home",
 ]

@@ -29,6 +29,7 @@ from .errors import DataError, DataWarning
 
 __all__ = [
     "DATA_ENV",
+    "HOME_ENV",
     "IMAGE_EXTENSIONS",
     "DomainPair",
     "FolderSource",
@@ -36,10 +37,12 @@ __all__ = [
     "TensorSource",
     "data_root",
     "list_images",
+    "unpaired_home",
 ]
 
 
 DATA_ENV = "UNPAIRED_DATA"
+HOME_ENV = "UNPAIRED_HOME"
 """Environment variable naming the folder where named data sets (mnist/, usps/, svhn/...) live."""
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -49,13 +52,22 @@ BAD_IMAGE_POLICIES = ("fail", "skip")
 
 
 def data_root() -> Path:
-    """Folder where named data sets live: ``$UNPAIRED_DATA`` if set, else the user's cache folder.
+    """Folder where named data sets live: ``$UNPAIRED_DATA`` if set, else ``unpaired_home() / "data"``."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    return unpaired_home() / "data"
+
+
+def unpaired_home() -> Path:
+    """unpaired's own folder of re-creatable files (data sets, weights files the user puts there, caches):
+    ``$UNPAIRED_HOME`` if set, else the user's cache folder.
 
     The default follows each platform's convention for re-creatable downloads (``~/.cache`` or
     ``$XDG_CACHE_HOME`` on Linux, ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows), so the
     package never writes data into the current directory by surprise.
     """
-    env = os.environ.get(DATA_ENV)
+    env = os.environ.get(HOME_ENV)
     if env:
         return Path(env).expanduser()
     if sys.platform == "win32":
@@ -65,7 +77,7 @@ def data_root() -> Path:
     else:
         xdg = os.environ.get("XDG_CACHE_HOME")
         base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "unpaired" / "data"
+    return base / "unpaired"
 
 
 class ImageSource(Dataset, ABC):

@@ -153,23 +153,38 @@ def _polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def kernel_inception_distance(features_a: Any, features_b: Any, subsets: int = 100, subset_size: int = 1000,
-                              seed: int = 0) -> tuple[float, float]:
+                              seed: int = 0, sampling: str = "keyed") -> tuple[float, float]:
     """KID: mean and standard deviation (over ``subsets``) of the unbiased polynomial-kernel MMD^2 estimate.
 
-    Each subset draws m = min(subset_size, N, M) samples without replacement from each set. The draws of a
-    set come from a generator keyed by (``seed``, its size), so the result is reproducible and exactly
-    symmetric in its arguments (two sets of equal size are sampled at the same positions). The standard
-    deviation is that of the subset estimates (NumPy's default, divided by the number of subsets), as in
-    Binkowski et al.'s code: the spread of one subset's value, not the standard error of the mean."""
+    Each subset draws m = min(subset_size, N, M) samples without replacement from each set. ``sampling``:
+    'keyed' (default): the draws of a set come from a generator keyed by (``seed``, its size), so the result is
+    reproducible and exactly symmetric in its arguments (two sets of equal size are sampled at the same positions);
+    'sequential': one ``np.random.RandomState(seed)`` draws set a's subset then set b's, subset after subset, as
+    Binkowski et al.'s code and torch-fidelity do (with torch-fidelity's seed 2020 the subsets are theirs), and
+    ``subset_size`` larger than a set is an error there, as in theirs. The standard deviation is that of the
+    subset estimates (NumPy's default, divided by the number of subsets), as in Binkowski et al.'s code: the
+    spread of one subset's value, not the standard error of the mean."""
     a, b = _features(features_a, "features_a"), _features(features_b, "features_b")
     _same_dims(a, b)
     if subsets < 1:
         raise ValueError(f"subsets must be >= 1, got {subsets}")
     if subset_size < 2:
         raise ValueError(f"subset_size must be >= 2, got {subset_size}")
-    m = min(subset_size, a.shape[0], b.shape[0])
-    rng_a = np.random.default_rng([seed, a.shape[0]])
-    rng_b = np.random.default_rng([seed, b.shape[0]])
-    values = np.array([_polynomial_mmd2(a[rng_a.choice(a.shape[0], m, replace=False)],
-                                        b[rng_b.choice(b.shape[0], m, replace=False)]) for _ in range(subsets)])
+    if sampling == "keyed":
+        m = min(subset_size, a.shape[0], b.shape[0])
+        rng_a = np.random.default_rng([seed, a.shape[0]])
+        rng_b = np.random.default_rng([seed, b.shape[0]])
+        draws = [(rng_a.choice(a.shape[0], m, replace=False), rng_b.choice(b.shape[0], m, replace=False))
+                 for _ in range(subsets)]
+    elif sampling == "sequential":
+        if subset_size > min(a.shape[0], b.shape[0]):
+            raise ValueError(f"KID subset size {subset_size} is larger than a set ({a.shape[0]} and {b.shape[0]} "
+                             "samples); give a subset size at most the smaller set's")
+        rng = np.random.RandomState(seed)
+        draws = [(rng.choice(a.shape[0], subset_size, replace=False), rng.choice(b.shape[0], subset_size,
+                                                                                 replace=False))
+                 for _ in range(subsets)]
+    else:
+        raise ValueError(f"sampling must be 'keyed' or 'sequential', got {sampling!r}")
+    values = np.array([_polynomial_mmd2(a[i], b[j]) for i, j in draws])
     return float(values.mean()), float(values.std())

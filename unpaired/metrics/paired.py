@@ -243,12 +243,12 @@ def evaluate_pairs(translator: Any, folder: Path, direction: str = "a2b", size: 
     return report
 
 
-def check_outputs(out: Path, overwrite: bool) -> None:
-    """Refuse (DataError) to replace report files already in ``out`` unless ``overwrite``."""
+def check_outputs(out: Path, overwrite: bool, names: tuple[str, ...] = REPORT_FILES) -> None:
+    """Refuse (DataError) to replace report files (``names``) already in ``out`` unless ``overwrite``."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: is a file; --out needs a folder for the report files")
-    existing = [name for name in REPORT_FILES if (out / name).exists()]
+    existing = [name for name in names if (out / name).exists()]
     if existing and not overwrite:
         raise DataError(f"{out}: already holds {', '.join(existing)}; pass --overwrite to replace them "
                         "or choose another --out")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -47,6 +48,9 @@ class AdaptiveInstanceNorm2d(nn.Module):
         if self.gamma.shape != (n, c) or self.beta.shape != (n, c):
             raise ValueError(f"AdaIN parameters are {tuple(self.gamma.shape)} for features of shape "
                              f"{tuple(x.shape)}; expected ({n}, {c})")
+        if not torch.is_grad_enabled():  # inference and export: the same maths, the batch size kept symbolic
+            out = F.instance_norm(x, eps=self.eps)  # (group_norm's n * c groups would fix it in an exported graph)
+            return out * self.gamma.to(x.dtype)[:, :, None, None] + self.beta.to(x.dtype)[:, :, None, None]
         out = F.group_norm(x.reshape(1, n * c, h, w), n * c, self.gamma.reshape(-1).to(x.dtype),
                            self.beta.reshape(-1).to(x.dtype), self.eps)
         return out.reshape(n, c, h, w)

@@ -147,6 +147,8 @@ class PaddedConv2d(nn.Conv2d):
         if self.upsample == 1 and (self.padding_mode == "zeros" or pad == 0):
             return super().forward(x)
         mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+        if not torch.is_grad_enabled():  # inference saves nothing for backward: the plain ops, which export reads
+            return F.conv2d(_expand(x, pad, mode, self.upsample), self.weight, self.bias, self.stride[0])
         return _PaddedConv.apply(x, self.weight, self.bias, self.stride[0], pad, mode, self.upsample)
 
 
