@@ -67,3 +67,15 @@ def test_quick_tunit_warmup_sweep_writes_its_report(tmp_path, tiny_digits):
     record = json.loads((out / "tunit_warmup.json").read_text())
     assert record["quick"] and [r["seed"] for r in record["variants"]["base"]["runs"]] == [0]
     assert "NOT measurements" in (out / "tunit_warmup.md").read_text()
+
+
+def test_quick_leaderboard_writes_its_report(tmp_path, tiny_digits):
+    import leaderboard
+    from test_paired import make_pairs
+
+    make_pairs(tiny_digits / "maps" / "train", count=10, size=32)
+    out = tmp_path / "out"
+    leaderboard.main(["--quick", "--threads", "1", "--out", str(out)])
+    record = json.loads((out / "leaderboard.json").read_text())
+    assert all(record[part]["measured"]["quick"] for part in leaderboard.PARTS)
+    assert "the numbers mean nothing" in (out / "leaderboard.md").read_text()
