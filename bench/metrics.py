@@ -10,8 +10,13 @@ image at 256 px in eager mode, TorchScript and ONNX Runtime, at 1 and 2 threads.
    of 256 x 256, median of ``--calls`` calls after 2 warm-up calls: ``Translator.translate`` (eager, no_grad), the
    exported TorchScript file (torch.jit, frozen) and the exported ONNX file on ONNX Runtime's CPU provider, each at
    1 and 2 threads (torch's intra-op threads; ONNX Runtime's intra_op_num_threads).
+3. horse2zebra FID: each ``--run`` (a checkpoint trained on horse2zebra) translates testA, scored against testB as
+   `unpaired eval translation` does (FID, KID with the subset lowered to the 120/140 test images, IS), beside
+   published figures as context. Needs the real FID Inception weights: without them (or without a run) the
+   report says what is missing and measures nothing.
 
     python bench/metrics.py [--inception-weights FILE] [--images 200] [--calls 10] [--methods cyclegan,unit,munit]
+                            [--run RUN ...] [--horse2zebra DIR]
 
 Writes bench/results/metrics.json and metrics.md. Needs unpaired[onnx] for the ONNX column.
 """
@@ -36,6 +41,12 @@ CONFIGS = {"cyclegan": "cyclegan_256", "unit": "unit_street256", "munit": "munit
 QUICK = {"dim": 8, "n_res": 1, "dis_dim": 8, "dis_layers": 2, "dis_scales": 1, "mlp_dim": 16, "style_dim": 4}
 """--quick: these model options shrunk, where the method has them."""
 THREADS = (1, 2)
+PUBLISHED_HORSE2ZEBRA = [
+    ("CycleGAN (official model)", 77.2, "Park et al., ECCV 2020 (CUT), Table 1; best FID during training"),
+    ("CUT", 45.5, "Park et al., ECCV 2020 (CUT), Table 1; best FID during training"),
+]
+"""Published horse -> zebra FIDs (pytorch-fid, the 120 test horses against the 140 test zebras) as context only:
+the papers report the best FID over training, a choice made on the test set, which this benchmark does not make."""
 
 
 def inception(weights: Path | None) -> tuple[torch.nn.Module, str]:
@@ -108,6 +119,33 @@ def time_latency(method: str, args: argparse.Namespace, work: Path) -> dict:
         t: {k: round(v * 1000, 2) for k, v in cases.items()} for t, cases in row.items()}}
 
 
+def horse2zebra_fid(args: argparse.Namespace) -> dict:
+    """Each run's FID on horse2zebra a2b, or why nothing was measured."""
+    from unpaired.inference import load
+    from unpaired.metrics.fidelity import Settings
+    from unpaired.metrics.inception import WeightsError, find_weights, load_inception
+    from unpaired.metrics.translation import evaluate_translation
+
+    missing = []
+    if not args.run:
+        missing.append("no horse2zebra run given (--run)")
+    try:
+        weights = find_weights(args.inception_weights)
+    except WeightsError as error:
+        missing.append(f"no FID Inception weights ({error})")
+    if not (args.horse2zebra / "testA").is_dir():
+        missing.append(f"no horse2zebra test split at {args.horse2zebra}")
+    if missing:
+        return {"measured": False, "missing": missing, "runs": {}}
+    net = load_inception(weights)
+    runs = {}
+    for run in args.run:
+        report = evaluate_translation(load(run, "cpu"), net, weights, args.horse2zebra, "a2b",
+                                      Settings(batch_size=args.batch_size), limit=args.limit)
+        runs[str(run)] = {k: report[k] for k in ("scores", "n_real", "n_fake", "settings")}
+    return {"measured": True, "missing": [], "weights": str(weights), "runs": runs}
+
+
 def markdown(r: dict) -> str:
     lines = ["# FID/KID cost and translation latency", ""]
     if r["quick"]:
@@ -126,6 +164,19 @@ def markdown(r: dict) -> str:
         for threads, cases in result["ms"].items():
             lines.append(f"| {method} ({result['config']}) | {threads} | {cases['eager']} | {cases['torchscript']} | "
                          f"{cases['onnxruntime']} |")
+    h = r.get("horse2zebra", {"measured": False, "missing": ["not part of this run"], "runs": {}})
+    lines += ["", "## horse2zebra FID (horse -> zebra, the test split)", ""]
+    if not h["measured"]:
+        lines += ["Not measured: " + "; ".join(h["missing"]) + ".", ""]
+    lines += ["| run | FID | KID x 100 | IS | test images (fake / real) |", "|---|---|---|---|---|"]
+    for run, score in h["runs"].items():
+        s = score["scores"]
+        lines.append(f"| {run} | {s['fid']:.1f} | {100 * s['kid_mean']:.2f} +- {100 * s['kid_std']:.2f} | "
+                     f"{s['is_mean']:.2f} | {score['n_fake']} / {score['n_real']} |")
+    lines += [f"| published: {name} | {fid} | - | - | 120 / 140 ({source}) |" for name, fid, source in
+              PUBLISHED_HORSE2ZEBRA]
+    lines += ["", "Published figures are context, not a target: those papers report the best FID over training, a "
+              "choice made on these test images; a run here is scored once, at its last checkpoint."]
     return "\n".join(lines)
 
 
@@ -137,8 +188,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=10, help="timed calls per latency case")
     parser.add_argument("--methods", default="cyclegan,unit,munit")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the FID/KID part")
+    parser.add_argument("--run", type=Path, action="append", default=[], metavar="RUN",
+                        help="a run (or checkpoint) trained on horse2zebra whose a2b FID is measured (repeatable)")
+    parser.add_argument("--horse2zebra", type=Path, default=None,
+                        help="the horse2zebra folder (default $UNPAIRED_DATA/horse2zebra)")
+    parser.add_argument("--limit", type=int, default=None, help="--run: translate only the first N test horses")
     add_quick_option(parser, "4 images, 1 call, tiny 32 px networks, cyclegan only")
     args = parser.parse_args(argv)
+    if args.horse2zebra is None:
+        from unpaired.data.sources import data_root
+
+        args.horse2zebra = data_root() / "horse2zebra"
     args.size = 256
     if args.quick:
         args.images, args.batch_size, args.calls, args.size, args.methods = 4, 4, 1, 32, "cyclegan"
@@ -152,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
               "fid_kid": time_fid_kid(args)}
     with tempfile.TemporaryDirectory(prefix="bench_metrics_") as work:
         record["latency"] = {m: time_latency(m, args, Path(work)) for m in methods}
+    record["horse2zebra"] = horse2zebra_fid(args)
     write_report(args.out, "metrics", record, markdown(record))
 
 

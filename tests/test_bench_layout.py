@@ -68,3 +68,27 @@ def test_quick_metrics_benchmark_writes_its_report(tmp_path, monkeypatch):
     assert set(cases) == {"1 thread(s)", "2 thread(s)"}
     assert all(v > 0 for row in cases.values() for v in row.values())
     assert "NOT measurements" in (tmp_path / "out" / "metrics.md").read_text()
+    assert not record["horse2zebra"]["measured"]  # no run and no weights: nothing scored, and the report says why
+    assert "no horse2zebra run given (--run)" in (tmp_path / "out" / "metrics.md").read_text()
+
+
+def test_quick_metrics_benchmark_scores_a_horse2zebra_run(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="the ONNX column needs unpaired[onnx] (the dev extra installs it)")
+    import metrics
+    from conftest import make_image_folders
+    from fidelity_reference import random_inception
+    from test_every_method import tiny_config
+
+    from unpaired.training.trainer import Trainer
+
+    monkeypatch.setenv("UNPAIRED_HOME", str(tmp_path / "home"))
+    data = make_image_folders(tmp_path / "h2z", {"trainA": 4, "trainB": 4, "testA": 3, "testB": 4})
+    Trainer(tiny_config("cyclegan", data, 1, "train.checkpoint_every=1000"), tmp_path / "run").fit()
+    weights = random_inception(tmp_path / "inception.pth")
+    metrics.main(["--quick", "--threads", "1", "--out", str(tmp_path / "out"), "--run", str(tmp_path / "run"),
+                  "--horse2zebra", str(data), "--inception-weights", str(weights)])
+    h = json.loads((tmp_path / "out" / "metrics.json").read_text())["horse2zebra"]
+    score = h["runs"][str(tmp_path / "run")]
+    assert h["measured"] and (score["n_fake"], score["n_real"]) == (3, 4)
+    assert score["settings"]["kid_subset_size"] == 3  # lowered to the smaller test set
+    assert f"| {tmp_path / 'run'} | {score['scores']['fid']:.1f} |" in (tmp_path / "out" / "metrics.md").read_text()
