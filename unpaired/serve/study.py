@@ -91,7 +91,8 @@ class VoteStore:
             return self.db.execute("SELECT 1 FROM raters WHERE token = ?", (token,)).fetchone() is not None
 
     def vote(self, rater: str, pair: str, choice: str) -> bool:
-        """Record and commit one vote; False (and nothing changed) when this rater already voted on this pair."""
+        """Record and commit one vote; False (and nothing changed) when this rater already voted on this pair. A
+        token that is no rater's is refused by the schema's foreign key."""
         if choice not in CHOICES:
             raise StudyError(f"a vote is one of {', '.join(CHOICES)}, not '{choice[:20]}'")
         with self.lock:
@@ -100,9 +101,11 @@ class VoteStore:
                 self.db.execute("INSERT INTO votes (rater, pair, choice, at) VALUES (?, ?, ?, ?)",
                                 (rater, pair, choice, time.time()))
                 self.db.execute("COMMIT")
-            except sqlite3.IntegrityError:
+            except sqlite3.IntegrityError as err:
                 self.db.execute("ROLLBACK")
-                return False
+                if "UNIQUE" in str(err):
+                    return False
+                raise StudyError(f"'{rater[:30]}' is not a rater of this study") from err  # the foreign key
         return True
 
     def voted_pairs(self, rater: str) -> set[str]:
