@@ -223,7 +223,8 @@ def test_pairs_cover_every_two_runs_per_input_on_balanced_random_sides():
 def test_study_folder_records_the_layout_and_keeps_only_the_key_hash(study):
     opened, key, raters = study
     record = (opened.folder / "study.json").read_text()
-    assert key not in record and opened.key_matches(key) and not opened.key_matches(key[:-1] + "x")
+    assert key not in record and opened.key_matches(key)
+    assert not opened.key_matches(key[:-1] + ("y" if key[-1] != "y" else "z")) and not opened.key_matches("")
     assert len(opened.pairs) == 3 * 3 and opened.seed == 3
     tokens = [pair[side]["token"] for pair in opened.pairs for side in ("input", "left", "right")]
     assert len(set(tokens)) == len(tokens)  # a fresh token for every image of every pair
@@ -369,3 +370,15 @@ def test_study_errors_are_one_line(runs, tmp_path):
     (tmp_path / "used" / "x").write_text("")
     with pytest.raises(StudyError, match="not an empty folder"):
         create_study([runs["unit"], runs["cyclegan"]], tmp_path, "q", tmp_path / "used", device="cpu")
+
+
+def test_an_address_in_use_is_one_error_line(study):
+    import socket
+
+    opened, _, _ = study
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert_error(run_cli("study", "serve", opened.folder, "--port", port), f"127.0.0.1:{port}",
+                     "cannot listen there", "choose another --port")

@@ -8,6 +8,7 @@ forbid scripts altogether.
 from __future__ import annotations
 
 import html
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -84,13 +85,37 @@ def error_handlers(title: str, back: str = "/") -> dict[Any, Callable]:
     return {UploadError: refused_upload, HTTPException: http_error}
 
 
+class ServeError(ValueError):
+    """The server cannot start (the address is taken, the host unknown); the message names host and port."""
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: any free port), or ``ServeError`` in one line."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as err:
+        raise ServeError(f"--host {host}: cannot listen there ({err.strerror or err})") from err
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        raise ServeError(f"{host}:{port}: cannot listen there ({err.strerror or err}); choose another --port") from err
+    return sock
+
+
 def run_server(app, host: str, port: int, announce: Callable[[str], None] | None = None) -> None:
-    """Serve ``app`` on ``host:port`` until interrupted (uvicorn, one process, no server header)."""
+    """Serve ``app`` on ``host:port`` until interrupted (uvicorn, one process, no server header); ``announce`` gets
+    the base URL once the address is bound."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", server_header=False, access_log=False)
-    server = uvicorn.Server(config)
+    sock = listening_socket(host, port)
+    config = uvicorn.Config(app, log_level="warning", server_header=False, access_log=False)
     if announce is not None:
         shown = f"[{host}]" if ":" in host else host
-        announce(f"http://{shown}:{port}/")
-    server.run()
+        announce(f"http://{shown}:{sock.getsockname()[1]}/")
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
