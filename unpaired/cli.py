@@ -1,4 +1,4 @@
-"""The ``unpaired`` command line: train, translate, export, clusters, eval, demo, data.
+"""The ``unpaired`` command line: train, translate, export, clusters, eval, demo, data, serve, study.
 
 Every command reports bad input as one line ``error: <file or key>: <problem>`` on stderr and exits
 non-zero; nothing is overwritten silently.
@@ -714,6 +714,128 @@ def clusters(run: Path, data: str | None, out: Path | None, per_domain: int, lim
         score = report["folder_accuracy"]
         click.echo(f"agreement with the sub-folder names (majority mapping): {score['accuracy']:.4f}")
     click.echo(f"wrote {out / 'domains.png'}, {out / 'styles_pca.png'}, {out / 'clusters.json'}")
+
+
+WEB_MODULES = ("starlette", "uvicorn", "python_multipart")
+"""What the web commands import: the ``unpaired[serve]`` extra."""
+
+
+def _need_web_extra(command: str) -> None:
+    """One clear error line when the web extra is not installed."""
+    import importlib.util
+
+    missing = [name for name in WEB_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"`unpaired {command}` needs the web extra ({', '.join(missing)} not installed): "
+                          "pip install 'unpaired[serve]'")
+
+
+def _host_option(command: Callable) -> Callable:
+    """--host and --port, shared by `serve` and `study serve`."""
+    command = click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+                           help="TCP port to listen on.")(command)
+    return click.option("--host", default="127.0.0.1", show_default=True,
+                        help="Address to listen on: this machine only by default; 0.0.0.0 opens it to the network "
+                             "(there is no login).")(command)
+
+
+@cli.command("serve")
+@click.option("--checkpoint", "checkpoints", required=True, multiple=True,
+              type=click.Path(path_type=Path, exists=True),
+              help="Checkpoint file or run folder to offer; repeat for several models.")
+@_host_option
+@click.option("--max-upload-mb", type=click.FloatRange(min=0.01), default=10.0, show_default=True,
+              help="Largest upload (the request body), in MiB.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=25_000_000, show_default=True,
+              help="Largest image in pixels (width x height, read before decoding; larger ones are refused as "
+                   "decompression bombs).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Translations run at once (in threads, off the request loop).")
+@click.option("--device", default="auto", show_default=True, help="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+def serve(checkpoints: tuple[Path, ...], host: str, port: int, max_upload_mb: float, max_pixels: int, workers: int,
+          device: str) -> None:
+    """A web page to translate uploaded images with the given models (see README, Web page)."""
+    _need_web_extra("serve")
+    from unpaired.serve.translate_app import TranslateApp, load_models
+    from unpaired.serve.uploads import UploadLimits
+    from unpaired.serve.web import run_server
+
+    limits = UploadLimits(max_bytes=round(max_upload_mb * 2**20), max_pixels=max_pixels)
+    app = TranslateApp(load_models(list(checkpoints), device), limits, workers)
+    run_server(app.app, host, port, lambda url: click.echo(f"serving {len(checkpoints)} model(s) on {url} "
+                                                             "(Ctrl+C stops)", err=True))
+
+
+@cli.group("study")
+def study_group() -> None:
+    """A blinded A/B study of several runs: create it, serve it to raters, report the preferences."""
+
+
+@study_group.command("create")
+@click.option("--runs", "runs", required=True, multiple=True, type=click.Path(path_type=Path, exists=True),
+              help="Checkpoint files or run folders to compare; repeat the option or list them: --runs R1 R2.")
+@click.argument("more_runs", nargs=-1, type=click.Path(path_type=Path, exists=True))
+@click.option("--inputs", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Folder of source-domain images; every run translates each of them.")
+@click.option("--question", required=True, help="What raters answer, e.g. 'Which looks more like a zebra?'.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Study folder to create (must not exist or be empty).")
+@click.option("--raters", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Rater links to make (one token each; one vote per rater and pair).")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
+              help="Direction every run translates.")
+@click.option("--size", type=click.IntRange(min=1), default=None,
+              help="Shorter side the inputs are translated and shown at (default: the first run's training size).")
+@click.option("--seed", type=int, default=None,
+              help="Seed of the pairs' order and sides and of any random style (default: a fresh one, recorded).")
+@click.option("--device", default="auto", show_default=True, help="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+def study_create(runs: tuple[Path, ...], more_runs: tuple[Path, ...], inputs: Path, question: str, out: Path,
+                 raters: int, direction: str, size: int | None, seed: int | None, device: str) -> None:
+    """Translate the inputs with every run and lay out the blinded pairs (every two runs per input, random order
+    and sides) in a study folder; prints the results key once."""
+    from unpaired.serve.study import create_study
+
+    created = create_study([*runs, *more_runs], inputs, question, out, seed, raters, direction, size, device)
+    click.echo(f"study {out}: {len(created.study.runs)} runs, {len(created.study.pairs)} pairs, {raters} rater "
+               f"links (tokens in {out / 'raters.txt'})")
+    click.echo(f"results key (shown once, only its hash is kept): {created.key}")
+
+
+@study_group.command("serve")
+@click.argument("study", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@_host_option
+def study_serve(study: Path, host: str, port: int) -> None:
+    """Serve the study to raters: one pair at a time, A / B / not sure; votes are kept in STUDY/votes.sqlite."""
+    _need_web_extra("study serve")
+    from unpaired.serve.study import Study
+    from unpaired.serve.study_app import StudyApp
+    from unpaired.serve.web import run_server
+
+    opened = Study.open(study)
+    raters = (study / "raters.txt").read_text().split()
+
+    def announce(url: str) -> None:
+        click.echo(f"study on {url} (Ctrl+C stops); rater links:", err=True)
+        for token in raters:
+            click.echo(f"  {url}r/{token}", err=True)
+        click.echo(f"  results: {url}results (asks for the key)", err=True)
+
+    run_server(StudyApp(opened).app, host, port, announce)
+
+
+@study_group.command("report")
+@click.argument("study", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder for report.md, report.png and report.json (default: STUDY/report; replaced each time).")
+def study_report(study: Path, out: Path | None) -> None:
+    """The preference table of the votes so far: each run's share of "better" against each other run, with 95 %
+    Wilson intervals and the counts, as Markdown and a bar chart."""
+    from unpaired.serve.study import Study, write_report
+
+    opened = Study.open(study)
+    paths = write_report(opened, out or study / "report")
+    click.echo(paths["markdown"].read_text().split("\n\nRuns:")[0])
+    click.echo(f"wrote {paths['markdown']}, {paths['chart']}, {paths['json']}")
 
 
 def _one_line_data_warnings(show: Callable) -> Callable:
