@@ -26,6 +26,10 @@ RESULTS = ROOT / "bench" / "results"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 REFERENCE_SPEEDS = ROOT.parent / "shared" / "reference-speeds.md"
 
+CONFIGS_256 = {"cyclegan": "cyclegan_256", "unit": "unit_street256", "munit": "munit_edges2handbags"}
+"""Each method's shipped 256 px configuration (the latency and serving benchmarks)."""
+QUICK_MODEL = {"dim": 8, "n_res": 1, "dis_dim": 8, "dis_layers": 2, "dis_scales": 1, "mlp_dim": 16, "style_dim": 4}
+"""--quick runs of those configurations: these model options shrunk, where the method has them."""
 QUIET = ["train.progress=false", "train.tensorboard=false"]
 """Overrides every benchmark's training runs take: no progress bar, no TensorBoard files."""
 FAST = ["train.precision=bf16", "train.channels_last=true"]
@@ -225,6 +229,18 @@ def conv_gflops(batch: int, cin: int, cout: int, side: int, dtype: Any, channels
     with torch.no_grad():
         seconds = median_seconds(lambda _: F.conv2d(x, w, padding=1), iterations, warmup)
     return 2 * batch * side * side * cin * cout * 9 / seconds / 1e9
+
+
+def config_256(method: str, size: int, quick: bool, overrides: list[str] | None = None) -> Any:
+    """``method``'s shipped 256 px configuration at ``size`` px, its model shrunk to ``QUICK_MODEL`` when ``quick``."""
+    import dataclasses
+
+    from unpaired.config import build_config
+    from unpaired.methods import METHODS
+
+    fields = {f.name for f in dataclasses.fields(METHODS.get(method).Config)}
+    shrink = [f"model.{k}={v}" for k, v in QUICK_MODEL.items() if k in fields] if quick else []
+    return build_config(method, [CONFIGS_256[method]], [f"data.image_size={size}", *(overrides or []), *shrink])
 
 
 def make_folder(root: Path, size: int, count: int = 16) -> Path:

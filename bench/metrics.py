@@ -24,7 +24,6 @@ Writes bench/results/metrics.json and metrics.md. Needs unpaired[onnx] for the O
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 import time
@@ -34,12 +33,17 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_quick_option, median_seconds, provenance, provenance_lines, resolve_output_folders, write_report
+from common import (
+    CONFIGS_256,
+    add_quick_option,
+    config_256,
+    median_seconds,
+    provenance,
+    provenance_lines,
+    resolve_output_folders,
+    write_report,
+)
 
-CONFIGS = {"cyclegan": "cyclegan_256", "unit": "unit_street256", "munit": "munit_edges2handbags"}
-"""Each method's shipped 256 px configuration."""
-QUICK = {"dim": 8, "n_res": 1, "dis_dim": 8, "dis_layers": 2, "dis_scales": 1, "mlp_dim": 16, "style_dim": 4}
-"""--quick: these model options shrunk, where the method has them."""
 THREADS = (1, 2)
 PUBLISHED_HORSE2ZEBRA = [
     ("CycleGAN (official model)", 77.2, "Park et al., ECCV 2020 (CUT), Table 1; best FID during training"),
@@ -87,16 +91,14 @@ def time_fid_kid(args: argparse.Namespace) -> dict:
 
 
 def time_latency(method: str, args: argparse.Namespace, work: Path) -> dict:
-    from unpaired.config import build_config, to_object, weights_dict
+    from unpaired.config import to_object, weights_dict
     from unpaired.export import ExportedTranslator, export
     from unpaired.inference import Translator
-    from unpaired.methods import METHODS, build_method
+    from unpaired.methods import build_method
     from unpaired.methods.base import StylePrior, has_capability
 
     size = args.size
-    fields = {f.name for f in dataclasses.fields(METHODS.get(method).Config)}
-    shrink = [f"model.{k}={v}" for k, v in QUICK.items() if k in fields] if args.quick else []
-    cfg = build_config(method, [CONFIGS[method]], [f"data.image_size={size}", *shrink])
+    cfg = config_256(method, size, args.quick)
     torch.manual_seed(0)
     channels = {"a": cfg.data.channels or 3, "b": cfg.data.channels or 3}
     model = build_method(method, to_object(cfg, "model"), weights_dict(cfg), channels, size)
@@ -115,7 +117,7 @@ def time_latency(method: str, args: argparse.Namespace, work: Path) -> dict:
             "torchscript": median_seconds(lambda _, m=scripted: m.translate(x), args.calls, 2),
             "onnxruntime": median_seconds(lambda _, m=onnx: m.translate(x), args.calls, 2)}
     torch.set_num_threads(args.threads)
-    return {"config": CONFIGS[method] + (" (quick: tiny)" if args.quick else ""), "ms": {
+    return {"config": CONFIGS_256[method] + (" (quick: tiny)" if args.quick else ""), "ms": {
         t: {k: round(v * 1000, 2) for k, v in cases.items()} for t, cases in row.items()}}
 
 
@@ -205,9 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     resolve_output_folders(parser, args, "metrics")
     torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in CONFIGS]
+    unknown = [m for m in methods if m not in CONFIGS_256]
     if unknown:
-        parser.error(f"--methods: no 256 px configuration for {', '.join(unknown)} (known: {', '.join(CONFIGS)})")
+        parser.error(f"--methods: no 256 px configuration for {', '.join(unknown)} (known: {', '.join(CONFIGS_256)})")
     record = {**provenance("metrics.py", argv), "quick": args.quick, "size": args.size, "calls": args.calls,
               "fid_kid": time_fid_kid(args)}
     with tempfile.TemporaryDirectory(prefix="bench_metrics_") as work:

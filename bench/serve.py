@@ -33,30 +33,29 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_quick_option, make_folder, provenance, report_header, resolve_output_folders, write_report
+from common import (
+    CONFIGS_256,
+    QUIET,
+    add_quick_option,
+    config_256,
+    make_folder,
+    provenance,
+    report_header,
+    resolve_output_folders,
+    write_report,
+)
 
-CONFIGS = {"cyclegan": "cyclegan_256", "unit": "unit_street256", "munit": "munit_edges2handbags"}
-"""Each method's shipped 256 px configuration."""
-QUICK_MODEL = {"dim": 8, "n_res": 1, "dis_dim": 8, "dis_layers": 2, "dis_scales": 1, "mlp_dim": 16, "style_dim": 4}
-"""--quick: these model options shrunk, where the method has them."""
 CLIENTS = (1, 4, 16)
 BOUNDARY = "unpairedbenchboundary"
 
 
 def train_one_step(method: str, size: int, quick: bool, work: Path) -> Path:
     """A run of ``method``'s 256 px configuration (``size`` px) trained for one step on random images."""
-    import dataclasses
-
-    from unpaired.config import build_config
-    from unpaired.methods import METHODS
     from unpaired.training.trainer import Trainer
 
-    fields = {f.name for f in dataclasses.fields(METHODS.get(method).Config)}
-    shrink = [f"model.{k}={v}" for k, v in QUICK_MODEL.items() if k in fields] if quick else []
     data = make_folder(work / "data", size, count=2)  # no test split: its warning says so, and nothing is scored
-    cfg = build_config(method, [CONFIGS[method]], [
-        f"data.source={data}", f"data.image_size={size}", "data.load_size=0", "train.max_steps=1",
-        "train.batch_size=1", "train.progress=false", "train.tensorboard=false", "train.num_samples=1", *shrink])
+    cfg = config_256(method, size, quick, [f"data.source={data}", "data.load_size=0", "train.max_steps=1",
+                                           "train.batch_size=1", "train.num_samples=1", *QUIET])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*has no test[AB]/ folder")
         return Trainer(cfg, work / "run").fit().checkpoint
@@ -194,7 +193,7 @@ def markdown(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", choices=sorted(CONFIGS), default="cyclegan")
+    parser.add_argument("--method", choices=sorted(CONFIGS_256), default="cyclegan")
     parser.add_argument("--requests", type=int, default=200, help="most requests per concurrency level")
     parser.add_argument("--seconds", type=float, default=120, help="most seconds per concurrency level")
     parser.add_argument("--uploads", type=int, default=1000, help="uploads before the second memory reading")
@@ -207,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     resolve_output_folders(parser, args, "serve")
     record = {**provenance("serve.py", argv), "server_threads": os.environ.get("OMP_NUM_THREADS", "torch's default"),
               "quick": args.quick, "method": args.method,
-              "config": CONFIGS[args.method] + (" (quick: tiny)" if args.quick else ""), "size": args.size,
+              "config": CONFIGS_256[args.method] + (" (quick: tiny)" if args.quick else ""), "size": args.size,
               "limits": {"requests": args.requests, "seconds": args.seconds}}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_serve_") as work:
