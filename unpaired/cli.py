@@ -667,6 +667,27 @@ def data_download(names: tuple[str, ...], root: Path | None) -> None:
             click.echo(str(path))
 
 
+@data.group("make")
+def data_make() -> None:
+    """Build a benchmark data set from the digit files in $UNPAIRED_DATA."""
+
+
+@data_make.command("warped-digits")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Folder to write trainA/ trainB/ testA/ testB/, labels.csv and warped_digits.json into.")
+@click.option("--size", type=click.IntRange(min=28), default=32, show_default=True, help="Image side in pixels.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Write only the first N digits of each folder.")
+def data_make_warped_digits(out: Path, size: int, limit: int | None) -> None:
+    """MNIST halves with a large known shape change: A = digits as they are, B = other digits bent, rotated by 40
+    degrees and restyled; testB/NAME is the true B version of testA/NAME (see unpaired.data.warped_digits)."""
+    from unpaired.data import data_root
+    from unpaired.data.warped_digits import write_warped_digits
+
+    counts = write_warped_digits(out, data_root(), size, limit)
+    click.echo(", ".join(f"{name}: {n}" for name, n in counts.items()) + f" images written to {out}")
+
+
 @cli.command("clusters")
 @click.argument("run", type=click.Path(path_type=Path, exists=True))
 @click.option("--data", "data", default=None,
