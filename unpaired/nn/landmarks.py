@@ -10,12 +10,11 @@ TorchScript and exports to ONNX for any image size.
 
 from __future__ import annotations
 
-import colorsys
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unpaired.images import landmark_palette
 from unpaired.nn.encoders import DownsamplingEncoder
 
 
@@ -141,8 +140,8 @@ class LandmarkPCA(nn.Module):
 
 
 def landmark_colours(count: int) -> Tensor:
-    """``count x 3`` distinct colours in [0, 1] (hues evenly spaced), landmark k always in colour k."""
-    return torch.tensor([colorsys.hsv_to_rgb(k / max(count, 1), 0.9, 1.0) for k in range(count)])
+    """``count x 3`` colours in [0, 1]: ``unpaired.images.landmark_palette`` as a tensor."""
+    return torch.tensor(landmark_palette(count))
 
 
 def colour_heatmaps(heatmaps: Tensor, size: tuple[int, int]) -> Tensor:
