@@ -315,23 +315,23 @@ class TransGaGa(Method):
             terms.update({name.replace("gan/", "gan_g/"): value for name, value in geometry.items()})
         if group == "dis":
             return terms
-        for source, target in PAIRS:
-            s, t = source, target
-            if self.active("recon_x"):
-                terms[f"recon_x/{s}"] = l1(step[f"x_{s}{s}"], step[f"x_{s}"])
-            if self.active("kl"):
-                terms[f"kl/{s}"] = kl_standard_normal(step[f"mu_{s}"], step[f"logvar_{s}"])
-            if self.active("separation"):
-                terms[f"separation/{s}"] = separation(step[f"p_{s}"], self.cfg.separation_sigma)
-            if self.active("concentration"):
-                terms[f"concentration/{s}"] = concentration(step[f"heat_{s}"], step[f"p_{s}"])
-            if self.active("cyc_g"):
-                terms[f"cyc_g/{s}"] = l1(step[f"p_{s}{t}{s}"], step[f"p_{s}"])
-            if self.active("cyc_a"):
-                terms[f"cyc_a/{s}"] = l1(step[f"app_{s}{t}{s}"], step[f"mu_{s}"])
-            if self.active("gram"):
-                x_st = step[f"x_{s}{t}"]
-                terms[f"gram/{t}"] = gram_distance(self._gram_features(x_st.device), x_st, step[f"x_{s}"])
+        sigma = self.cfg.separation_sigma
+        # each term of source domain s (translated into t): its value, and the domain the term is about
+        per_pair = {
+            "recon_x": lambda s, t: (l1(step[f"x_{s}{s}"], step[f"x_{s}"]), s),
+            "kl": lambda s, t: (kl_standard_normal(step[f"mu_{s}"], step[f"logvar_{s}"]), s),
+            "separation": lambda s, t: (separation(step[f"p_{s}"], sigma), s),
+            "concentration": lambda s, t: (concentration(step[f"heat_{s}"], step[f"p_{s}"]), s),
+            "cyc_g": lambda s, t: (l1(step[f"p_{s}{t}{s}"], step[f"p_{s}"]), s),
+            "cyc_a": lambda s, t: (l1(step[f"app_{s}{t}{s}"], step[f"mu_{s}"]), s),
+            "gram": lambda s, t: (gram_distance(self._gram_features(step["x_a"].device), step[f"x_{s}{t}"],
+                                                step[f"x_{s}"]), t),
+        }
+        for name, term in per_pair.items():
+            if self.active(name):
+                for source, target in PAIRS:
+                    value, domain = term(source, target)
+                    terms[f"{name}/{domain}"] = value
         return terms
 
     # -- inference ---------------------------------------------------------------------------------
