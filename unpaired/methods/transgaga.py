@@ -46,6 +46,10 @@ domain (``reference``: the reference's appearance, the input's geometry) or from
 ``interpolate=K`` gives strips of K appearances between two prior draws, ``interpolate_geometry=K`` strips of K
 geometries from the input's own landmarks to their translation. The ``LandmarkGeometry`` capability gives the
 landmarks (``unpaired translate --show-landmarks``).
+
+Limits: with several processes (torchrun) each process folds its own batches into its PCA statistics, so the
+processes' PCA buffers drift apart slowly (checkpoints keep process 0's). Quality on the warped-digits benchmark is
+not measured yet (``bench/transgaga.py`` has run only with ``--quick``), so the shipped weights are unvalidated.
 """
 
 from __future__ import annotations
