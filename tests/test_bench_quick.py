@@ -79,3 +79,19 @@ def test_quick_leaderboard_writes_its_report(tmp_path, tiny_digits):
     record = json.loads((out / "leaderboard.json").read_text())
     assert all(record[part]["measured"]["quick"] for part in leaderboard.PARTS)
     assert "the numbers mean nothing" in (out / "leaderboard.md").read_text()
+
+
+def test_quick_transgaga_benchmark_writes_its_report(tmp_path, tiny_digits):
+    import transgaga
+
+    out = tmp_path / "out"
+    transgaga.main(["--quick", "--threads", "1", "--out", str(out)])
+    record = json.loads((out / "transgaga.json").read_text())
+    assert record["quick"] and record["seeds"] == [0]
+    assert set(record["table"]) == {"transgaga", "cyclegan", "unit", "munit"}
+    assert all(0 <= row["iou"]["mean"] <= 1 for row in record["table"].values())
+    assert "flip_equivariance" in record["table"]["transgaga"] and "flip_equivariance" not in record["table"]["unit"]
+    assert record["references"]["truth"]["iou"] == 1.0 and record["references"]["truth"]["l1"] == 0.0
+    assert set(record["verdict"]["clearly_above"]) == {"cyclegan", "unit", "munit"}
+    assert "skipped" in record["faces_smoke"]  # no AFHQ/CelebA-HQ samples in the tiny data root
+    assert "NOT measurements" in (out / "transgaga.md").read_text() and (out / "transgaga_digits.png").is_file()

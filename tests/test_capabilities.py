@@ -14,6 +14,7 @@ from unpaired.methods import METHODS, build_method
 from unpaired.methods.base import (
     AuxiliaryClassifier,
     DiscoveredDomains,
+    LandmarkGeometry,
     MissingCapabilityError,
     StylePrior,
     StyleSpace,
@@ -57,8 +58,9 @@ class _Translator:
 
 
 def test_who_has_which_capability():
-    assert methods_with(StyleSpace) == ["munit", "tunit", "tunit_peer"]
-    assert methods_with(StylePrior) == ["munit"]
+    assert methods_with(StyleSpace) == ["munit", "transgaga", "tunit", "tunit_peer"]
+    assert methods_with(StylePrior) == ["munit", "transgaga"]
+    assert methods_with(LandmarkGeometry) == ["transgaga"]
     assert methods_with(DiscoveredDomains) == ["tunit", "tunit_peer"]
     assert methods_with(AuxiliaryClassifier) == ["unit"]
     munit, tunit = tiny_munit(), tiny_tunit()
@@ -73,8 +75,9 @@ def test_who_has_which_capability():
 
 @pytest.mark.parametrize(("make", "capability", "message"), [
     (tiny_cyclegan, StyleSpace, "method cyclegan has no style space (needed for a test); methods with one: munit, "
-                                "tunit, tunit_peer"),
-    (tiny_tunit, StylePrior, "method tunit has no style prior (needed for a test); methods with one: munit"),
+                                "transgaga, tunit, tunit_peer"),
+    (tiny_tunit, StylePrior, "method tunit has no style prior (needed for a test); methods with one: munit, "
+                              "transgaga"),
     (tiny_munit, DiscoveredDomains, "method munit has no discovered domains (needed for a test); methods with one: "
                                     "tunit, tunit_peer"),
     (tiny_unit, AuxiliaryClassifier, "method unit has no auxiliary classifier (needed for a test); methods with "

@@ -160,6 +160,12 @@ def _same_data(given: str, stored: str) -> bool:
 @click.option("--interpolate", type=click.IntRange(min=2), default=None,
               help="Methods with a style space: per input, one strip of K images whose style moves between two "
                    "random styles, written as NAME_interp.png.")
+@click.option("--interpolate-geometry", type=click.IntRange(min=2), default=None,
+              help="Methods with landmark geometry (TransGaGa): per input, one strip of K images whose landmarks move "
+                   "from the input's own to their translation, written as NAME_geometry.png.")
+@click.option("--show-landmarks", is_flag=True,
+              help="Methods with landmark geometry (TransGaGa): draw on each output the landmarks it was decoded from, "
+                   "and write NAME_landmarks.png, the input with its own landmarks in the same colours.")
 @click.option("--seed", type=int, default=None,
               help="Seed of the random styles (default: a fresh one per command, shared by every input).")
 @click.option("--domain", type=click.IntRange(min=0), default=None,
@@ -167,28 +173,37 @@ def _same_data(given: str, stored: str) -> bool:
                    "(see `unpaired clusters RUN` for what each domain holds).")
 def translate(checkpoint: Path, input_path: Path, output: Path, direction: str, size: int | None,
               keep_size: bool, device: str, no_ema: bool, overwrite: bool, on_bad_image: str, styles: int | None,
-              reference: Path | None, interpolate: int | None, seed: int | None, domain: int | None) -> None:
+              reference: Path | None, interpolate: int | None, interpolate_geometry: int | None,
+              show_landmarks: bool, seed: int | None, domain: int | None) -> None:
     """Translate images with a trained checkpoint."""
     from tqdm import tqdm
 
     from unpaired.data import DataError, list_images
 
     options = {name: value for name, value in (("styles", styles), ("reference", reference),
-                                               ("interpolate", interpolate), ("seed", seed), ("domain", domain))
+                                               ("interpolate", interpolate),
+                                               ("interpolate_geometry", interpolate_geometry), ("seed", seed),
+                                               ("domain", domain))
                if value is not None}
     from unpaired.export import is_exported
 
     if is_exported(checkpoint):
-        translator = _exported_translator(checkpoint, direction, device, no_ema, options)
+        translator = _exported_translator(checkpoint, direction, device, no_ema,
+                                          {**options, **({"show_landmarks": True} if show_landmarks else {})})
     else:
         translator, options = _checkpoint_options(checkpoint, direction, device, no_ema, size, options)
+    if show_landmarks:
+        _check_landmarks(translator, interpolate_geometry)
 
     def names(path: Path) -> list[str]:
+        extra = [f"{path.stem}_landmarks.png"] if show_landmarks else []
         if styles is not None:
-            return [f"{path.stem}_s{k}{path.suffix}" for k in range(styles)]
+            return [f"{path.stem}_s{k}{path.suffix}" for k in range(styles)] + extra
         if interpolate is not None:
-            return [f"{path.stem}_interp.png"]
-        return [path.name]
+            return [f"{path.stem}_interp.png", *extra]
+        if interpolate_geometry is not None:
+            return [f"{path.stem}_geometry.png", *extra]
+        return [path.name, *extra]
 
     if input_path.is_dir():
         files, _ignored = list_images(input_path)
@@ -210,8 +225,12 @@ def translate(checkpoint: Path, input_path: Path, output: Path, direction: str, 
                 raise DataError(f"{path}: cannot translate this image ({err})") from err
             skipped.append(path.name)
             continue
-        if interpolate is not None:
+        input_marked = []
+        if show_landmarks:
+            images, input_marked = _with_landmarks(translator, path, images, direction, size)
+        if interpolate is not None or interpolate_geometry is not None:
             images = [_strip(images)]
+        images += input_marked
         for image, name in zip(images, names(path), strict=False):
             image.save(output / name)
             written += 1
@@ -231,7 +250,8 @@ def _checkpoint_options(checkpoint: Path, direction: str, device: str, no_ema: b
     if direction not in translator.method.directions:  # a one-sided model translates one way only
         raise ConfigError(f"{checkpoint}: this {translator.config.method} model is one-sided, it translates "
                           f"{', '.join(translator.method.directions)} only, not --direction {direction}")
-    chosen = [f"--{name}" for name in ("styles", "reference", "interpolate", "domain") if name in options]
+    chosen = [f"--{name.replace('_', '-')}" for name in ("styles", "reference", "interpolate", "interpolate_geometry",
+                                                         "domain") if name in options]
     if len(chosen) > 1:
         raise ConfigError(f"{' and '.join(chosen)} exclude each other; give one")
     if "seed" not in options and chosen and "seed" in translator.method.translate_options:
@@ -254,7 +274,7 @@ def _exported_translator(path: Path, direction: str, device: str, no_ema: bool, 
     """An exported file (``unpaired export``) ready to translate; its style and weights were fixed at export."""
     from unpaired.export import ExportedTranslator
 
-    given = [f"--{name}" for name in options] + (["--no-ema"] if no_ema else [])
+    given = [f"--{name.replace('_', '-')}" for name in options] + (["--no-ema"] if no_ema else [])
     if given:
         raise ConfigError(f"{path}: an exported file has its style and weights fixed at export time; "
                           f"{', '.join(given)} cannot change them (export again, or use the run's checkpoint)")
@@ -305,6 +325,25 @@ def export_command(checkpoint: Path, fmt: str, direction: str, out: Path | None,
     click.echo(f"wrote {out}: {meta['method']} {direction} (step {meta['step']}, "
                f"{'EMA' if meta['uses_ema'] else 'live'} weights, style: {meta['style']}), {shapes} "
                f"(sides multiples of {meta['size_multiple']}); max |exported - eager| = {result.max_difference:.1e}")
+
+
+def _check_landmarks(translator: object, interpolate_geometry: int | None) -> None:
+    """--show-landmarks needs a model with landmark geometry, and one set of landmarks per output."""
+    from unpaired.methods.base import LandmarkGeometry, require
+
+    require(translator.method, LandmarkGeometry, "--show-landmarks")  # type: ignore[attr-defined]
+    if interpolate_geometry is not None:
+        raise ConfigError("--show-landmarks draws one set of landmarks on every output; the frames of "
+                          "--interpolate-geometry each have their own: give one of the two")
+
+
+def _with_landmarks(translator: object, path: Path, images: list, direction: str,
+                    size: int | None) -> tuple[list, list]:
+    """The outputs with the landmarks they were decoded from drawn on them, and [the input with its own]."""
+    from unpaired.images import draw_landmarks
+
+    source, translated, prepared = translator.landmark_points(path, direction, size)  # type: ignore[attr-defined]
+    return [draw_landmarks(image, translated) for image in images], [draw_landmarks(prepared, source)]
 
 
 def _strip(images: list) -> object:
@@ -665,6 +704,27 @@ def data_download(names: tuple[str, ...], root: Path | None) -> None:
     for name in names:
         for path in download(name, root or data_root()):
             click.echo(str(path))
+
+
+@data.group("make")
+def data_make() -> None:
+    """Build a benchmark data set from the digit files in $UNPAIRED_DATA."""
+
+
+@data_make.command("warped-digits")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Folder to write trainA/ trainB/ testA/ testB/, labels.csv and warped_digits.json into.")
+@click.option("--size", type=click.IntRange(min=28), default=32, show_default=True, help="Image side in pixels.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Write only the first N digits of each folder.")
+def data_make_warped_digits(out: Path, size: int, limit: int | None) -> None:
+    """MNIST halves with a large known shape change: A = digits as they are, B = other digits bent, rotated by 40
+    degrees and restyled; testB/NAME is the true B version of testA/NAME (see unpaired.data.warped_digits)."""
+    from unpaired.data import data_root
+    from unpaired.data.warped_digits import write_warped_digits
+
+    counts = write_warped_digits(out, data_root(), size, limit)
+    click.echo(", ".join(f"{name}: {n}" for name, n in counts.items()) + f" images written to {out}")
 
 
 @cli.command("clusters")

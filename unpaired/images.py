@@ -126,3 +126,25 @@ def save_grid(rows: dict[str, Tensor], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     image_grid(rows).save(path)
     return path
+
+
+def landmark_palette(count: int) -> list[tuple[float, float, float]]:
+    """``count`` distinct RGB colours in [0, 1] (evenly spaced hues): landmark k is always drawn in colour k, so the
+    same landmark has the same colour on an input, its heatmap and its translation."""
+    import colorsys
+
+    return [colorsys.hsv_to_rgb(k / max(count, 1), 0.9, 1.0) for k in range(count)]
+
+
+def draw_landmarks(image: Image.Image, points: Tensor, radius: float | None = None) -> Image.Image:
+    """A copy of ``image`` (as RGB) with a dot on each landmark (``points``: K x 2, (x, y) in normalised coordinates,
+    -1 and 1 the outer edges, y down), in the colours of ``landmark_palette``."""
+    out = image.convert("RGB")
+    draw = ImageDraw.Draw(out)
+    radius = radius if radius is not None else max(1.0, min(out.size) / 40)
+    palette = landmark_palette(len(points))
+    for (x, y), rgb in zip(points.detach().float().cpu().tolist(), palette, strict=True):
+        cx, cy = (x + 1) / 2 * out.width, (y + 1) / 2 * out.height
+        draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=tuple(round(255 * c) for c in rgb),
+                     outline=(0, 0, 0))
+    return out

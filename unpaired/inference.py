@@ -92,6 +92,19 @@ class Translator:
         return results
 
 
+    @torch.no_grad()
+    def landmark_points(self, image: Image.Image | str | Path, direction: str,
+                        size: int | None = None) -> tuple[Tensor, Tensor, Image.Image]:
+        """For a method with landmark geometry: the landmarks (K x 2) of one input image, those its translation
+        is decoded from, and the input as the model sees it (prepared: resized, the source domain's channels)."""
+        from unpaired.methods.base import LandmarkGeometry, require
+
+        method = require(self.method, LandmarkGeometry, "landmarks")
+        x = self.prepare(open_image(image), direction, size).to(self.device)
+        return (method.landmarks(direction[0], x)[0].cpu(), method.translated_landmarks(x, direction)[0].cpu(),
+                tensor_to_pil(x[0]))
+
+
 def prepare_image(image: Image.Image, channels: int, size: int, multiple: int = 1) -> Tensor:
     """PIL image -> 1 x ``channels`` x H x W float32 in [-1, 1], bicubic-resized so that its shorter side is
     ``size``, both sides rounded to multiples of ``multiple`` (the network's total stride)."""

@@ -23,7 +23,8 @@ one mixed collection (``--data`` names one folder), which the trainer passes as 
 labels of a share ``label_fraction(cfg)`` of its images (sub-folder names) when that share is above 0.
 
 Capabilities only some methods have are declared here as small protocols (``StyleSpace``, ``StylePrior``,
-``DiscoveredDomains``, ``AuxiliaryClassifier``): a method has one when it implements its members (and
+``DiscoveredDomains``, ``AuxiliaryClassifier``,
+``LandmarkGeometry``): a method has one when it implements its members (and
 ``provides`` does not say otherwise, e.g. UNIT without a classifier head). Code outside the methods asks with
 ``require(method, Capability, needed_for)``, which raises ``MissingCapabilityError`` naming the method, the
 capability and the methods that have it, instead of reaching for members by name.
@@ -209,8 +210,22 @@ class AuxiliaryClassifier(Protocol):
         ...
 
 
+@runtime_checkable
+class LandmarkGeometry(Protocol):
+    """Landmark points the model reads from images and decodes its translations from. TransGaGa."""
+
+    def landmarks(self, domain: str, x: Tensor) -> Tensor:
+        """The landmarks (N x K x 2, (x, y) in [-1, 1], y down) of images ``x`` of ``domain``."""
+        ...
+
+    def translated_landmarks(self, x: Tensor, direction: str) -> Tensor:
+        """The landmarks (N x K x 2) that the translations of ``x`` in ``direction`` are decoded from."""
+        ...
+
+
 CAPABILITIES: dict[type, str] = {StyleSpace: "style space", StylePrior: "style prior",
-                                  DiscoveredDomains: "discovered domains", AuxiliaryClassifier: "auxiliary classifier"}
+                                  DiscoveredDomains: "discovered domains", AuxiliaryClassifier: "auxiliary classifier",
+                                  LandmarkGeometry: "landmark geometry"}
 """Each capability and its name in messages."""
 
 

@@ -132,15 +132,19 @@ class AdaINGenerator(nn.Module):
     turns a style code (``style_dim``) into the decoder's AdaIN parameters. ``style_encoder``, when given, builds
     a ``style`` module (E^s) right after the content encoder (MUNIT; TUNIT's styles come from its guiding network).
 
+    ``content_channels`` (default ``channels``): channels of what the content encoder reads, when that is not an
+    image of the output domain (TransGaGa's rendered landmark maps).
+
     The submodule names (``content``, ``style``, ``decoder``, ``mlp``) are the checkpoints' parameter names.
     """
 
     def __init__(self, channels: int, dim: int, n_down: int, n_res: int, style_dim: int, mlp_dim: int,
                  mlp_layers: int, activation: str = "relu", pad_type: str = "reflect", up_norm: str = "ln",
-                 style_encoder: Callable[[], nn.Module] | None = None) -> None:
+                 style_encoder: Callable[[], nn.Module] | None = None, content_channels: int | None = None) -> None:
         super().__init__()
         self.style_dim = style_dim
-        self.content = DownsamplingEncoder(channels, dim, n_down, n_res, "in", activation, pad_type)
+        self.content = DownsamplingEncoder(content_channels or channels, dim, n_down, n_res, "in", activation,
+                                           pad_type)
         if style_encoder is not None:
             self.style = style_encoder()
         self.decoder = UpsamplingDecoder(self.content.out_channels, channels, n_down, n_res, "adain", activation,
