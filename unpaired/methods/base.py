@@ -20,7 +20,9 @@ another warms up alone), and
 
 Most methods translate between two domains ``a`` and ``b``; a method with ``single_domain = True`` learns from
 one mixed collection (``--data`` names one folder), which the trainer passes as domain ``a`` only, with the
-labels of a share ``label_fraction(cfg)`` of its images (sub-folder names) when that share is above 0.
+labels of a share ``label_fraction(cfg)`` of its images (sub-folder names) when that share is above 0; a method
+with ``paired_data = True`` learns from aligned pairs (``--data pairs:DIR``), which the trainer draws together
+(item i of ``a`` and of ``b`` one pair) and refuses unpaired data for.
 
 Capabilities only some methods have are declared here as small protocols (``StyleSpace``, ``StylePrior``,
 ``DiscoveredDomains``, ``AuxiliaryClassifier``): a method has one when it implements its members (and
@@ -67,6 +69,9 @@ class Method(nn.Module):
     any other with a message naming the method and the option."""
     single_domain: ClassVar[bool] = False
     """The method learns from one mixed collection of images (domain ``a`` of the batches), not from two."""
+    paired_data: ClassVar[bool] = False
+    """The method is supervised: it learns from aligned pairs (batch item i of ``a`` and of ``b`` show one scene,
+    ``--data pairs:DIR``), and unpaired data is refused."""
 
     def __init__(self, cfg: Any, weights: dict[str, float], channels: dict[str, int], image_size: int) -> None:
         super().__init__()
