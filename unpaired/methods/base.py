@@ -72,6 +72,9 @@ class Method(nn.Module):
     paired_data: ClassVar[bool] = False
     """The method is supervised: it learns from aligned pairs (batch item i of ``a`` and of ``b`` show one scene,
     ``--data pairs:DIR``), and unpaired data is refused."""
+    exportable: ClassVar[bool] = True
+    """``translate`` is one fixed feed-forward graph, which ``unpaired export`` can write as a file; False for a
+    method that translates by an optimisation per image (CoGAN's inversion), which export refuses."""
 
     def __init__(self, cfg: Any, weights: dict[str, float], channels: dict[str, int], image_size: int) -> None:
         super().__init__()
@@ -113,6 +116,13 @@ class Method(nn.Module):
         (e.g. UNIT's domain-adaptation classifier on domain a); by default the single collection ``a`` when
         ``label_fraction`` is above 0, else none, so no label is read."""
         return ("a",) if cls.label_fraction(cfg) > 0 else ()
+
+    @classmethod
+    def classifier_head_settings(cls, cfg: Any, classes: int) -> list[str] | None:
+        """``--set`` overrides that give this method's model (config section ``cfg``) a ``classes``-way classifier
+        head on its discriminators (the ``AuxiliaryClassifier`` capability), as the domain-adaptation protocol's
+        ``discriminator_head`` row trains it; None (the default): the method cannot have one."""
+        return None
 
     def parameter_groups(self, group: str) -> list[dict[str, Any]]:
         """The optimiser parameter groups of network group ``group``: dicts with ``params`` and optionally

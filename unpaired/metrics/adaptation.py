@@ -71,13 +71,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from unpaired.config import PACKAGED_CONFIGS, ConfigError, apply_overrides, build_config
+from unpaired.config import PACKAGED_CONFIGS, ConfigError, apply_overrides, build_config, to_object
 from unpaired.data import DIGIT_CHANNELS, TensorSource, data_root, open_labelled
 from unpaired.devices import resolve_device, resolve_precision
 from unpaired.images import save_grid
 from unpaired.inference import load as load_translator
 from unpaired.io import atomic_json, atomic_write
-from unpaired.methods.base import AuxiliaryClassifier, require
+from unpaired.methods import METHODS
+from unpaired.methods.base import AuxiliaryClassifier, methods_with, require
 from unpaired.metrics.digits import accuracy, class_probabilities, digit_fid, ensure_feature_net, to_unit_range
 from unpaired.nn.classifiers import DigitClassifier, load_digit_network, save_digit_network
 from unpaired.training.batches import StepBatches
@@ -338,11 +339,12 @@ def _translator_config(settings: AdaptationSettings, classes: int, progress: boo
     if settings.translator_minutes:
         sets.append(f"train.max_minutes={settings.translator_minutes}")
     cfg = build_config(settings.method, [translator_config_name(settings)], sets + list(settings.overrides))
-    if "discriminator_head" in settings.variants:  # the paper's way: the head, and CoGAN-style shared D layers
-        if "classes" not in cfg.model:
-            raise ConfigError(f"the discriminator_head row needs a method with a classifier head (unit); "
+    if "discriminator_head" in settings.variants:  # the paper's way: a head on the (shared) discriminator layers
+        paper = METHODS.get(settings.method).classifier_head_settings(to_object(cfg, "model"), classes)
+        if paper is None:
+            having = ", ".join(methods_with(AuxiliaryClassifier))
+            raise ConfigError(f"the discriminator_head row needs a method with a classifier head ({having}); "
                               f"{settings.method} has none: leave the row out of --variants")
-        paper = [f"model.classes={classes}", f"model.dis_shared_layers={cfg.model.dis_layers - 1}"]
         cfg = apply_overrides(cfg, paper + list(settings.overrides))  # the user's overrides still win
     return cfg
 
