@@ -148,6 +148,9 @@ class CoGAN(Method):
         """z* = argmin_z mean((g_domain(z) - x)^2) by Adam from a fixed start (N(0, I) drawn from seed 0), and the
         reconstruction error before each step and after the last. Only z gets gradients; the networks stay as
         they are (call in eval mode: batch norm then uses its running statistics)."""
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            raise ValueError(f"cogan generates {self.image_size}x{self.image_size} images only, got "
+                             f"{x.shape[-2]}x{x.shape[-1]}: give inputs of the training size")
         steps = self.cfg.invert_steps if steps is None else steps
         lr = self.cfg.invert_lr if lr is None else lr
         gen = self.nets["gen"]
