@@ -4,13 +4,12 @@ and the CLI trains, resumes and translates (and refuses to export) a CoGAN run."
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from conftest import make_image_folders
-from PIL import Image
 from test_adaptation import digit_root
 from test_cli import assert_error, run_cli
+from test_pix2pix import cli_train_resume_translate, random_images
 
 from unpaired.config import build_config, to_object, weights_dict
 from unpaired.methods import build_method
@@ -133,21 +132,13 @@ def test_cogan_in_the_adaptation_protocol_trains_the_head_and_translates_nothing
 def test_cogan_trains_resumes_translates_and_refuses_export_through_the_cli(tmp_path):
     data = make_image_folders(tmp_path / "data")
     run = tmp_path / "run"
-    sets = [a for o in [*SMALL, "train.max_steps=2", "train.batch_size=2"] for a in ("--set", o)]
-    code, _, err = run_cli("train", "--config", "cogan_digits", "--data", data, "--out", run, *sets)
+    sets = [a for o in [*SMALL, "train.batch_size=2"] for a in ("--set", o)]
+    inputs = random_images(tmp_path / "in", 1)
+    cli_train_resume_translate(run, str(data), sets, inputs, "--config", "cogan_digits")
+    code, _, err = run_cli("translate", "--checkpoint", run, "--input", inputs, "--output", tmp_path / "b2a",
+                           "--direction", "b2a")
     assert code == 0, err
-    assert (run / "checkpoints" / "step_00000002.pt").is_file() and any((run / "samples").glob("*.png"))
-    code, _, err = run_cli("train", "--resume", run, "--set", "train.max_steps=3")
-    assert code == 0, err
-    assert (run / "checkpoints" / "step_00000003.pt").is_file()
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(inputs / "0.png")
-    for direction in ("a2b", "b2a"):
-        code, _, err = run_cli("translate", "--checkpoint", run, "--input", inputs, "--output", tmp_path / direction,
-                               "--direction", direction)
-        assert code == 0, err
-        assert (tmp_path / direction / "0.png").is_file()
+    assert (tmp_path / "b2a" / "0.png").is_file()
     assert_error(run_cli("export", "--checkpoint", run, "--format", "torchscript"), "cogan", "cannot be exported")
 
 

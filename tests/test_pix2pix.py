@@ -3,6 +3,8 @@ and it trains, resumes and translates through the CLI."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -103,23 +105,33 @@ def test_l1_term_pulls_the_output_to_the_paired_target():
     assert losses[-1] < 0.5 * losses[0]
 
 
+def cli_train_resume_translate(run: Path, data: str, sets: list[str], inputs: Path, *first: str) -> None:
+    """``unpaired train`` (``first`` + --data, --out, ``sets``) for 2 steps, then resumed to 3, then ``unpaired
+    translate`` of ``inputs`` with the run into ``inputs``_a2b/: each exits 0 and writes its files."""
+    for command in ([*first, "--data", data, "--out", run, *sets, "--set", "train.max_steps=2"],
+                    ["--resume", run, "--set", "train.max_steps=3"]):
+        code, _, err = run_cli("train", *command)
+        assert code == 0, err
+    assert {p.name for p in (run / "checkpoints").glob("step_*.pt")} >= {"step_00000002.pt", "step_00000003.pt"}
+    assert any((run / "samples").glob("*.png"))
+    output = inputs.with_name(inputs.name + "_a2b")
+    code, _, err = run_cli("translate", "--checkpoint", run, "--input", inputs, "--output", output)
+    assert code == 0, err
+    assert sorted(p.name for p in output.iterdir()) == sorted(p.name for p in inputs.iterdir())
+
+
+def random_images(folder: Path, count: int, size: int = 16) -> Path:
+    folder.mkdir()
+    for i in range(count):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+            folder / f"{i}.png")
+    return folder
+
+
 def test_pix2pix_trains_resumes_and_translates_through_the_cli(tmp_path):
     folder = make_pairs(tmp_path / "pairs", count=6, size=16)
-    run = tmp_path / "run"
-    sets = [a for o in [*TINY, "model.num_downs=2", "train.max_steps=2"] for a in ("--set", o)]
-    code, _, err = run_cli("train", "--method", "pix2pix", "--data", f"pairs:{folder}@0.67", "--out", run, *sets)
-    assert code == 0, err
-    assert (run / "checkpoints" / "step_00000002.pt").is_file() and any((run / "samples").glob("*.png"))
-    code, _, err = run_cli("train", "--resume", run, "--set", "train.max_steps=3")
-    assert code == 0, err
-    assert (run / "checkpoints" / "step_00000003.pt").is_file()
-    inputs = tmp_path / "aerial"
-    inputs.mkdir()
-    for i in range(2):
-        Image.fromarray(np.random.default_rng(i).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
-            inputs / f"{i}.png")
-    code, _, err = run_cli("translate", "--checkpoint", run, "--input", inputs, "--output", tmp_path / "maps")
-    assert code == 0, err
-    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["0.png", "1.png"]
+    sets = [a for o in [*TINY, "model.num_downs=2"] for a in ("--set", o)]
+    cli_train_resume_translate(tmp_path / "run", f"pairs:{folder}@0.67", sets, random_images(tmp_path / "aerial", 2),
+                               "--method", "pix2pix")
     refused = run_cli("train", "--method", "pix2pix", "--data", "mnist:usps", "--out", tmp_path / "bad", *sets)
     assert_error(refused, "mnist:usps", "aligned pairs")

@@ -585,7 +585,9 @@ def eval_translation(checkpoint: Path, data: Path, direction: str, size: int | N
 @click.option("--target", default="usps", show_default=True,
               help="Target domain, same forms as --source. Its labels only score the test set (and train the "
                    "target_supervised upper-limit row).")
-@click.option("--method", default="unit", show_default=True, help="Translator method.")
+@click.option("--method", default="unit", show_default=True,
+              help="Translator method (cogan: give --variants source_only,discriminator_head,target_supervised "
+                   "--fid-steps 0, as its translations are slow inversions).")
 @click.option("--config", "config", default=None,
               help="Translator config (default: METHOD_adaptation where shipped, as for unit, else METHOD_digits).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Translator config overrides.")

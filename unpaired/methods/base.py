@@ -160,6 +160,16 @@ class Method(nn.Module):
             raise KeyError(f"{self.name}: loss term '{term}' has no weight '{key}' in loss_weights")
         return self.weights[key]
 
+    def direct_generator(self, direction: str, options: dict[str, Any]) -> nn.Module:
+        """``nets['gen'][direction]`` of a method with one generator per direction it was trained for
+        (``model.direction``: a2b, b2a or both); refuses translate options and any other direction."""
+        if options:
+            raise TypeError(f"{self.name}.translate takes no options, got {', '.join(options)}")
+        if self.check_direction(direction) not in self.directions:
+            raise ValueError(f"this {self.name} model is one-sided (model.direction={self.cfg.direction}): "
+                             f"it has no {direction} generator")
+        return self.nets["gen"][direction]
+
     @staticmethod
     def check_direction(direction: str) -> str:
         if direction not in DIRECTIONS:

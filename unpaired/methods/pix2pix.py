@@ -137,12 +137,7 @@ class Pix2Pix(Method):
         return terms
 
     def translate(self, x: Tensor, direction: str, **options: object) -> Tensor:
-        if options:
-            raise TypeError(f"pix2pix.translate takes no options, got {', '.join(options)}")
-        if self.check_direction(direction) not in self.directions:
-            raise ValueError(f"this pix2pix model is one-sided (model.direction={self.cfg.direction}): it has no "
-                             f"{direction} generator")
-        return self.nets["gen"][direction](x)
+        return self.direct_generator(direction, options)(x)
 
     @torch.no_grad()
     def visuals(self, batch: Batch) -> dict[str, Tensor]:
