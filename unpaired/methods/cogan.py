@@ -15,17 +15,24 @@ corresponding images (g_1(z), g_2(z)). Code names: domain 1 = ``a``, 2 = ``b``; 
 
 (the original GAN loss, ``gan_type`` nsgan; the generators minimise the non-saturating form, as the official code).
 Domain adaptation (paper Sec. 5): with ``classes`` > 0 a softmax head on the discriminators' shared features is
-trained with the discriminators on labelled domain-a images (``cls``); since those features are shared, the head
-then classifies domain-b images through f_2 (``classify``), which is the paper's adaptation result.
+trained with the discriminators on labelled domain-a images (``cls``, weight 10 in the official adaptation config);
+since those features are shared, the head then classifies domain-b images through f_2 (``classify``), which is the
+paper's adaptation result. The official adaptation trainer adds a term the paper does not describe, kept here as
+``feature_match`` (0 by default, 0.01 in ``cogan_digits``, its ``mse_weight``): the discriminators' shared features
+of the two images of one z, g_1(z) and g_2(z), should agree (squared distance summed over the features, averaged
+over the batch), trained into the discriminators only.
 
 Translation of a given image (the paper's "cross-domain image transformation", Sec. 4): there is no encoder, so
 the shared code is found by inversion, z* = argmin_z ||g_1(z) - x||^2 (Adam on z from a fixed start, for
 ``invert_steps`` steps at ``invert_lr``), and the translation is g_2(z*). An optimisation per image has no fixed
 graph: CoGAN models translate, but cannot be exported (``exportable``).
 
-Defaults are the official code's digit settings (github.com/mingyuliutw/CoGAN, cogan_pytorch: the digit networks,
-latent 100 drawn from N(0, I), Adam lr 2e-4 betas (0.5, 0.999), weight decay 5e-4, batch 64): see
-``configs/cogan_digits.yaml``. The inversion's steps and rate are ours (the paper gives none).
+Defaults are the official code's digit settings (github.com/mingyuliutw/CoGAN, cogan_pytorch:
+``net_cogan_mnist2usps.py``, ``trainer_cogan_mnist2usps.py``, ``exps/mnist2usps_full_cogan.yaml``: the digit
+networks, latent 100 drawn from N(0, I), Adam lr 2e-4 betas (0.5, 0.999) weight decay 5e-4, batch 64, 10,000
+iterations): see ``configs/cogan_digits.yaml``. Two differences: the weights start from PyTorch's default init (the
+official code: Xavier), and the generator update reuses the step's pair g(z) instead of drawing a second z (the
+trainer computes each image once per step). The inversion's steps and rate are ours (the paper gives none).
 """
 
 from __future__ import annotations
@@ -65,7 +72,10 @@ class CoGANConfig:
 @dataclass
 class CoGANWeights:
     gan: float = 1.0
-    cls: float = 1.0
+    cls: float = 10.0
+    """The adaptation head's cross-entropy (official ``cls_weight`` 10)."""
+    feature_match: float = 0.0
+    """Official adaptation trainer's ``mse_weight`` (0.01 there); not in the paper."""
 
 
 @METHODS.register("cogan")
@@ -116,21 +126,27 @@ class CoGAN(Method):
         fake = self.nets["gen"](z)  # one z, a pair of images
         return {"x_a": x_a, "x_b": batch["b"], "g_a": fake["a"], "g_b": fake["b"], "labels_a": batch.get("a_labels")}
 
-    def judge(self, inputs: list[tuple[str, Tensor]]) -> list[Tensor]:
-        """[(domain, images)] -> [f_domain(images)]: each domain's first layer, then the shared layers once."""
+    def shared_features(self, inputs: list[tuple[str, Tensor]]) -> list[Tensor]:
+        """[(domain, images)] -> the shared features of f_domain: each domain's first layer, then the shared layers
+        once on all inputs."""
         dis = self.nets["dis"]
         first = [dis.first[d](x) for d, x in inputs]
-        return split_like(dis.logit(dis.shared(cat_batches(*first))), first)
+        return split_like(dis.shared(cat_batches(*first)), first)
 
     def loss_terms(self, group: str, step: Step) -> dict[str, Tensor]:
         kind = self.cfg.gan_type
         terms: dict[str, Tensor] = {}
+        logit = self.nets["dis"].logit
         if group == "dis":
-            if self.active("gan"):
-                judged = self.judge([(d, step[f"x_{d}"]) for d in DOMAINS]
-                                    + [(d, step[f"g_{d}"].detach()) for d in DOMAINS])
-                for i, d in enumerate(DOMAINS):
-                    terms[f"gan/{d}"] = discriminator_loss(judged[i], judged[i + len(DOMAINS)], kind)
+            if self.active("gan") or self.active("feature_match"):
+                features = self.shared_features([(d, step[f"x_{d}"]) for d in DOMAINS]
+                                                + [(d, step[f"g_{d}"].detach()) for d in DOMAINS])
+                real, fake = features[:len(DOMAINS)], features[len(DOMAINS):]
+                if self.active("gan"):
+                    terms.update({f"gan/{d}": discriminator_loss(logit(r), logit(f), kind)
+                                  for d, r, f in zip(DOMAINS, real, fake, strict=True)})
+                if self.active("feature_match"):  # summed over the feature elements, averaged over the batch
+                    terms["feature_match"] = (fake[0].float() - fake[1].float()).pow(2).flatten(1).sum(1).mean()
             if self.cfg.classes and self.active("cls"):
                 if step["labels_a"] is None:
                     raise ValueError("cogan: model.classes > 0 needs domain-a labels (a labelled digit set as "
@@ -138,8 +154,8 @@ class CoGAN(Method):
                 terms["cls/a"] = F.cross_entropy(self.classify(step["x_a"], "a"), step["labels_a"])
             return terms
         if self.active("gan"):
-            judged = self.judge([(d, step[f"g_{d}"]) for d in DOMAINS])
-            terms.update({f"gan/{d}": generator_loss(logits, kind) for d, logits in zip(DOMAINS, judged, strict=True)})
+            features = self.shared_features([(d, step[f"g_{d}"]) for d in DOMAINS])
+            terms.update({f"gan/{d}": generator_loss(logit(f), kind) for d, f in zip(DOMAINS, features, strict=True)})
         return terms
 
     # -- inference -----------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ The architecture is the paper's digit one (supplementary Table 1, as its officia
 
 - generators: a 4x4 transposed conv from the noise z (N x latent x 1 x 1) to 4x4 with ``8 * dim`` channels, then
   3x3 stride-2 transposed convs halving the channels (4 -> 7 -> 13 -> 25 at 28 px; 1024, 512, 256, 128 channels at
-  dim 128), each with batch norm and PReLU: all shared; then per domain one transposed conv to the image (6x6 at
-  28 px: its kernel is what takes the last map to the image side), tanh (the paper's sigmoid, in [-1, 1]);
+  dim 128), each with batch norm (with an affine here; the official code's has none) and PReLU: all shared; then
+  per domain one transposed conv to the image (6x6 at 28 px: its kernel is what takes the last map to the image
+  side), tanh (the paper's sigmoid, in [-1, 1]);
 - discriminators: per domain a 5x5 conv (20) + 2x2 max pool; shared: a 5x5 conv (50) + 2x2 max pool, a conv over
   what remains of the map (4x4 at 28 px: the paper's FC 500) + PReLU, and a 1x1 conv to the real/fake logit. The
   domain-adaptation classifier (paper Sec. 5) is a head on the shared 500 features.
