@@ -51,14 +51,17 @@ def tiny_config(method: str, source: Path | str, steps: int, *overrides: str):
                         [*shrink, *RUN, f"data.source={source}", f"train.max_steps={steps}", *overrides])
 
 
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory) -> dict[str, str]:
-    """Data by the kind a method declares (``data_kind``): trainA/ trainB/ (two domains), one folder of mixed
-    images, or aligned A|B pairs (the first 6 of 8 for training)."""
-    root = tmp_path_factory.mktemp("data")
+def data_folders(root: Path) -> dict[str, str]:
+    """``--data`` by the kind a method declares (``data_kind``): trainA/ trainB/ (two domains), one folder of mixed
+    images, or aligned A|B pairs (the first 6 of 8 for training), written under ``root``."""
     return {"two": str(make_image_folders(root / "two")),
             "one": str(make_image_folders(root / "one", {"mixed": 8}) / "mixed"),
             "pairs": f"pairs:{make_pairs(root / 'pairs', count=8)}@0.75"}
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, str]:
+    return data_folders(tmp_path_factory.mktemp("data"))
 
 
 def data_kind(method: type) -> str:

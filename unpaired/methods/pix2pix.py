@@ -18,7 +18,7 @@ As in the paper (Sec. 3.3) and its official code (junyanz/pytorch-CycleGAN-and-p
 keeps); D is the 70x70 PatchGAN (C64-C128-C256-C512, ndf 64) on the channel-wise
 concatenation of input and output; the discriminator's loss is halved ("divide the objective by 2 while
 optimizing D", Sec. 3.3); D is updated before G on the same step's G(x); weights N(0, 0.02). Adam lr 2e-4, betas
-(0.5, 0.999), batch 1, 286 -> 256 random crops and flips of both halves together (jitter, Sec. 6.1): see
+(0.5, 0.999), batch 1, 286 -> 256 random crops and flips of both halves together (jitter, appendix 6.2): see
 ``configs/pix2pix_maps.yaml``. No image pool (official pix2pix: ``pool_size 0``).
 
 Normalisation: the official code builds batch norm, and the paper runs it at test time with the statistics of the
