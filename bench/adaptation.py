@@ -285,7 +285,7 @@ def markdown(payload: dict, variants: list[str]) -> str:
         + (f", capped at {s['translator_minutes']} min" if s["translator_minutes"] else ", no time cap")
         + (", with CyCADA's semantic-consistency term judged by the run's own source_only classifier, frozen"
            if semantic else "")
-        + (", with UNIT's classifier head on its discriminators trained on source labels (the discriminator_head "
+        + (", with a classifier head on its discriminators trained on source labels (the discriminator_head "
            "row)" if "discriminator_head" in variants else "") + "); then digit classifiers "
         f"({s['classifier_steps']} steps, batch {s['batch_size']}) trained with **source labels only**, scored on "
         "the whole target test set (MNIST 10,000; USPS 2,007, the standard usps.h5 split upsampled from 16x16: "
