@@ -57,11 +57,11 @@ from common import (
 
 from unpaired.methods import METHODS
 from unpaired.metrics.adaptation import (
-    DEFAULT_VARIANTS,
     ENSEMBLES,
     PAPER,
     SELECTION_RULE,
     AdaptationSettings,
+    default_rows,
     run_adaptation,
     selected_row,
     translator_config_name,
@@ -71,8 +71,6 @@ TARGETS = {"mnist->usps": 0.965, "usps->mnist": 0.94}
 """What issue 8 asks for: beat UNIT's own 0.9597 / 0.9358 (mean over 3 seeds)."""
 TARGET_SEEDS = 3
 """Seeds a target is judged on; with fewer, ``met`` stays empty."""
-HEAD_ONLY_VARIANTS = ("source_only", "discriminator_head", "target_supervised")
-"""The rows of a method whose translation is an optimisation per image (it declares itself not exportable)."""
 REFERENCE_POINTS = {
     "cogan": {"mnist->usps": [{"what": "official CoGAN code, this machine kind, 2 threads (issue 39)", "minutes": 89,
                                "iterations": 1400, "accuracy": 0.760},
@@ -120,10 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records-only", action="store_true",
                         help="run nothing: rewrite the table from the runs recorded so far")
     args = parser.parse_args(argv)
-    slow_translation = not METHODS.get(args.method).exportable  # an optimisation per image (CoGAN's inversion)
-    args.variants = args.variants or ",".join(HEAD_ONLY_VARIANTS if slow_translation else DEFAULT_VARIANTS)
-    args.fid_steps = (0 if slow_translation else 1000) if args.fid_steps is None else args.fid_steps
-    if args.curve_every is None and slow_translation:
+    rows, fid_steps = default_rows(args.method)
+    args.variants = args.variants or ",".join(rows)
+    args.fid_steps = fid_steps if args.fid_steps is None else args.fid_steps
+    if args.curve_every is None and not METHODS.get(args.method).exportable:  # no translated rows: the head's curve
         args.curve_every = 250
     if args.curve_every:  # every checkpoint kept: the curve reads them all
         args.overrides = [f"train.checkpoint_every={args.curve_every}", "train.keep_checkpoints=1000000",

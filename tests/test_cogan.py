@@ -11,11 +11,17 @@ from test_adaptation import digit_root
 from test_cli import assert_error, run_cli
 from test_pix2pix import cli_train_resume_translate, random_images
 
-from unpaired.config import build_config, to_object, weights_dict
+from unpaired.config import ConfigError, build_config, to_object, weights_dict
 from unpaired.methods import build_method
 from unpaired.methods.base import AuxiliaryClassifier, has_capability
 from unpaired.methods.cogan import CoGAN
-from unpaired.metrics.adaptation import AdaptationSettings, run_adaptation
+from unpaired.metrics.adaptation import (
+    DEFAULT_VARIANTS,
+    HEAD_ONLY_VARIANTS,
+    AdaptationSettings,
+    default_rows,
+    run_adaptation,
+)
 
 SMALL = ["model.dim=8", "model.dis_dim=8", "model.dis_dim2=8", "model.dis_features=16", "model.invert_steps=20",
          "data.image_size=16", "train.batch_size=8", "train.progress=false", "train.tensorboard=false",
@@ -110,6 +116,15 @@ def test_classifier_head_only_with_classes():
     assert has_capability(method, AuxiliaryClassifier)
     assert method.classify(torch.zeros(2, 3, 16, 16), "b").shape == (2, 10)  # domain b through the shared layers
     assert CoGAN.labelled_domains(method.cfg) == ("a",)
+
+
+def test_adaptation_defaults_follow_what_the_translator_declares():
+    """A method that translates by an optimisation per image (not exportable) gets the rows that read no translation
+    and no FID by default, in the CLI and the benchmark alike."""
+    assert default_rows("cogan") == (HEAD_ONLY_VARIANTS, 0)
+    assert default_rows("unit") == (DEFAULT_VARIANTS, 1000)
+    with pytest.raises(ConfigError, match="unknown method 'cogen'"):
+        default_rows("cogen")
 
 
 def test_cogan_in_the_adaptation_protocol_trains_the_head_and_translates_nothing(tmp_path, monkeypatch):

@@ -94,6 +94,11 @@ SCORED_ONLY = {name for name, members in ENSEMBLES.items() if name not in member
 """Rows without a classifier of their own."""
 DEFAULT_VARIANTS = ("source_only", "translated_self_ensembling", "self_ensembling", "ensemble",
                     "ensemble_without_translation", "discriminator_head", "target_supervised")
+HEAD_ONLY_VARIANTS = ("source_only", "discriminator_head", "target_supervised")
+"""The default rows for a translator whose translation is an optimisation per image (it declares itself not
+exportable: CoGAN's inversion), which would take hours over the 54,000 source digits the translated rows read."""
+FID_STEPS = 1000
+"""Default training steps of the digit FID's feature network."""
 # (unpaired/cli.py repeats these two names so that `--help` needs no torch; a test keeps them equal)
 SELECTABLE = tuple(v for v in VARIANTS if v != "target_supervised")
 """The rows the protocol's rule may pick: every row trained without target labels."""
@@ -315,6 +320,18 @@ def load_digit_domains(settings: AdaptationSettings, root: Path) -> DigitDomains
     target_x, target_y = load(settings.target, "train")
     return DigitDomains((source_x[fit], source_y[fit]), (source_x[val], source_y[val]), load(settings.source, "test"),
                         target_x, target_y, load(settings.target, "test"), channels)
+
+
+def default_rows(method: str) -> tuple[tuple[str, ...], int]:
+    """(rows, digit FID network steps) run by default with translator ``method``: every default row and the FID,
+    or, for a method that translates by an optimisation per image, the rows that read no translation and no FID."""
+    try:
+        exportable = METHODS.get(method).exportable
+    except KeyError as err:
+        raise ConfigError(str(err.args[0])) from err
+    if exportable:
+        return DEFAULT_VARIANTS, FID_STEPS
+    return HEAD_ONLY_VARIANTS, 0
 
 
 def translator_config_name(settings: AdaptationSettings) -> str:
@@ -654,6 +671,7 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     atomic_write(out / "report.md", lambda handle: handle.write(md))
 
 
-__all__ = ["DEFAULT_VARIANTS", "ENSEMBLES", "SELECTABLE", "SELECTION_RULE", "VARIANTS", "AdaptationSettings",
-           "ClassifierRun", "class_balance_loss", "ensemble_accuracy", "random_affine", "recalibrate_batch_norm",
-           "run_adaptation", "selected_row", "train_digit_classifier", "translate_all", "vote_accuracy"]
+__all__ = ["DEFAULT_VARIANTS", "ENSEMBLES", "HEAD_ONLY_VARIANTS", "SELECTABLE", "SELECTION_RULE", "VARIANTS",
+           "AdaptationSettings", "ClassifierRun", "class_balance_loss", "default_rows", "ensemble_accuracy",
+           "random_affine", "recalibrate_batch_norm", "run_adaptation", "selected_row", "train_digit_classifier",
+           "translate_all", "vote_accuracy"]
