@@ -35,7 +35,9 @@ Four parts (``--parts digits,speed,maps,maps_baseline``), all on this machine's 
     held-out 20 % (80 images) at the training size, ground truth resized with ``area`` (box average: the
     GcGAN script's un-antialiased bilinear point-samples map lines at 64 px). Reported: RMSE and pixel
     accuracy at delta 5/10/20, and whether the GcGAN paper's ordering (GcGAN at least as good as CycleGAN)
-    holds, with the per-image paired difference and its standard error.
+    holds, with the per-image paired difference and its standard error. Beside them, under the same budget,
+    networks' width, data and held-out pairs: pix2pix (``pix2pix_maps``), the *supervised* upper bound, trained
+    on the aligned pairs of the same train part (both halves of every train file).
 (d) maps_baseline: the same scores for a constant output (the mean colour of the train maps), the floor that a
     translator which ignores its input reaches; seconds.
 
@@ -90,18 +92,25 @@ from common import (
 SPEED_TARGET = 1.5
 DIGIT_METHODS = {"cyclegan": "cyclegan_digits", "distancegan": "distancegan_digits", "gcgan": "gcgan_digits",
                  "unit": "unit_digits"}
-MAPS_METHODS = {"cyclegan": (["cyclegan_256"], []),
-                "distancegan": ([], ["loss_weights.distance=0", "loss_weights.self_distance=1"]),
-                "gcgan": (["gcgan_maps"], [])}
+MAPS_RESNET = ["model.n_res=6"]
+"""The unpaired methods' ResNet generator at <= 128 px (CycleGAN's rule)."""
+MAPS_METHODS = {"cyclegan": (["cyclegan_256"], MAPS_RESNET),
+                "distancegan": ([], [*MAPS_RESNET, "loss_weights.distance=0", "loss_weights.self_distance=1"]),
+                "gcgan": (["gcgan_maps"], MAPS_RESNET),
+                "pix2pix": (["pix2pix_maps"], ["model.num_downs=null"])}
 """(config files, overrides) per method on maps. DistanceGAN's class defaults are the official (CycleGAN)
-networks; at batch 1 it uses the self-distance term (paper eq. 7), the pairwise one needs two images."""
+networks; at batch 1 it uses the self-distance term (paper eq. 7), the pairwise one needs two images. pix2pix is
+the supervised upper bound: trained on the aligned pairs of the same train part (its U-Net down to 1x1 at the
+bench's size: ``num_downs`` = log2 of it)."""
 MAPS_COMMON = ["optim.lr=0.0002", "optim.beta1=0.5", "optim.weight_decay=0.0", "optim.lr_policy=linear",
-               "model.n_res=6", "data.flip=true", "train.batch_size=1", "data.num_workers=0"]
-"""The official CycleGAN/GcGAN/DistanceGAN optimiser and data settings, stated for all three (DistanceGAN has
+               "data.flip=true", "train.batch_size=1", "data.num_workers=0"]
+"""The official CycleGAN/GcGAN/DistanceGAN/pix2pix optimiser and data settings, stated for all (DistanceGAN has
 no maps config)."""
 PRECISIONS = {"fp32": FP32, "bf16_cl": FAST}  # explicit
 SPEED_REFERENCE = REFERENCE_CONFIGS["CycleGAN 64 b8"][2]  # with cyclegan_256, as reference-speeds.md says
 PARTS = ("digits", "speed", "maps", "maps_baseline")
+SUPERVISED = ("pix2pix",)
+"""Maps methods trained on the aligned pairs (the upper bound), not on unpaired halves."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -434,14 +443,16 @@ def render(r: dict) -> str:
     mp = r.get("maps")
     if mp:
         lines += ["## Maps aerial -> map (paired evaluation of unpaired training)", "", *_measured(mp),
-                  f"Trained on `{mp['data']}` (train part; A and B from disjoint files) at {mp['image_size']} px "
-                  f"(load {mp['load_size']}, random crops and flips), width {mp['dim']}, 6 residual blocks, batch 1, "
+                  f"Trained on `{mp['data']}` (train part; A and B from disjoint files, or the aligned pairs for the "
+                  f"supervised pix2pix) at {mp['image_size']} px (load {mp['load_size']}, random crops and flips), "
+                  f"width {mp['dim']}, 6 residual blocks (pix2pix: its U-Net), batch 1, "
                   f"{mp['precision']}, budget {mp['budget']}; scored by `unpaired eval paired` on the held-out part "
                   f"at {mp['image_size']}x{mp['image_size']}, ground truth resized with `{mp['gt_resize']}`.", "",
                   "| method | steps | RMSE | acc delta=5 | acc delta=10 | acc delta=20 | train images/s |",
                   "|---|---|---|---|---|---|---|"]
         for method, run in mp["runs"].items():
-            lines.append(f"| {method} | {_pm(run, 'steps')} | {_pm(run, 'rmse')} | {_pm(run, 'acc_5')} | "
+            name = f"{method} (supervised: aligned pairs)" if method in SUPERVISED else method
+            lines.append(f"| {name} | {_pm(run, 'steps')} | {_pm(run, 'rmse')} | {_pm(run, 'acc_5')} | "
                          f"{_pm(run, 'acc_10')} | {_pm(run, 'acc_20')} | {_pm(run, 'images_per_second')} |")
         base = r.get("maps_baseline")
         if base:
@@ -457,6 +468,7 @@ def render(r: dict) -> str:
                   f"{o['rmse']['standard_error']}: {o['rmse']['verdict']}), acc@5 {o['acc_5']['gcgan_minus_cyclegan']} "
                   f"(SE {o['acc_5']['standard_error']}: {o['acc_5']['verdict']}). "
                   "Reports per method: `leaderboard_maps_eval/`; grids: `leaderboard_maps_<method>.png`.", ""]
+        lines += _supervised_lines(mp["runs"], base)
         if base:
             beaten = {key: [m for m, run in mp["runs"].items() if key in run
                             and (run[key] < base[key] if key == "rmse" else run[key] > base[key])]
@@ -466,6 +478,29 @@ def render(r: dict) -> str:
                                   for key, names in beaten.items())
                       + ". A method that does not beat it has not yet learnt to draw the map of *its* input.", ""]
     return "\n".join(lines)
+
+
+def _supervised_lines(runs: dict, base: dict | None) -> list[str]:
+    """Where the supervised upper bound stands: does it beat every unpaired method (and the constant image)?"""
+    lines = []
+    for method in SUPERVISED:
+        if method not in runs:
+            continue
+        others = {m: r for m, r in runs.items() if m not in SUPERVISED}
+        if base:
+            others = {**others, "the constant image": base}
+        verdicts = []
+        for key in ("rmse", "acc_5"):
+            mine = runs[method].get(key)
+            if mine is None:
+                continue
+            better = [m for m, r in others.items() if key in r and (mine < r[key] if key == "rmse" else mine > r[key])]
+            worse = sorted(set(others) - set(better))
+            verdicts.append(f"{key}: better than {'every other row' if not worse else ', '.join(better) or 'none'}"
+                            + (f", not than {', '.join(worse)}" if worse else ""))
+        lines += [f"{method}, trained on the aligned pairs (the supervised upper bound), at the same budget: "
+                  + "; ".join(verdicts) + ".", ""]
+    return lines
 
 
 def _official_text(speed: dict) -> str:

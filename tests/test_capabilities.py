@@ -62,7 +62,7 @@ def test_who_has_which_capability():
     assert methods_with(StylePrior) == ["munit", "transgaga"]
     assert methods_with(LandmarkGeometry) == ["transgaga"]
     assert methods_with(DiscoveredDomains) == ["tunit", "tunit_peer"]
-    assert methods_with(AuxiliaryClassifier) == ["unit"]
+    assert methods_with(AuxiliaryClassifier) == ["cogan", "unit"]
     munit, tunit = tiny_munit(), tiny_tunit()
     assert has_capability(munit, StyleSpace) and has_capability(munit, StylePrior)
     assert has_capability(tunit, StyleSpace) and has_capability(tunit, DiscoveredDomains)
@@ -81,7 +81,7 @@ def test_who_has_which_capability():
     (tiny_munit, DiscoveredDomains, "method munit has no discovered domains (needed for a test); methods with one: "
                                     "tunit, tunit_peer"),
     (tiny_unit, AuxiliaryClassifier, "method unit has no auxiliary classifier (needed for a test); methods with "
-                                     "one: unit"),
+                                     "one: cogan, unit"),
 ])
 def test_require_names_the_method_and_the_capability(make, capability, message):
     with pytest.raises(MissingCapabilityError) as error:

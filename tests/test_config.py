@@ -112,8 +112,8 @@ def test_config_for_another_method(tmp_path):
 def test_unknown_or_missing_method():
     valid = ", ".join(METHODS.names())  # every registered method, in order
     assert "unit" in METHODS.names()
-    with pytest.raises(ConfigError, match=re.escape(f"unknown method 'pix2pix'; valid: {valid}")):
-        build_config("pix2pix")
+    with pytest.raises(ConfigError, match=re.escape(f"unknown method 'pix2pixhd'; valid: {valid}")):
+        build_config("pix2pixhd")
     with pytest.raises(ConfigError, match="no method given"):
         build_config(None, [], ["train.seed=1"])
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import TINY, assert_identical, make_image_folders
 from omegaconf import OmegaConf
+from test_paired import make_pairs
 
 import unpaired
 from unpaired.methods import METHODS
@@ -21,6 +22,7 @@ CONFIGS = Path(unpaired.__file__).parent / "configs"
 SHRINK = {
     "dim": 8, "n_res": 2, "dis_dim": 8, "dis_layers": 2, "dis_scales": 2, "mlp_dim": 16, "style_dim": 8,
     "k": 3, "queue_size": 16, "guide_dim": 4, "guide_stages": 3, "content_size": 8, "warmup_steps": 1,
+    "num_downs": 2,
 }
 """model option -> tiny value, applied to each method whose ``Config`` has the option: networks of width 8 on
 16 px images, a few pseudo domains and a short queue, and a warm-up over by step 2 (so both phases train)."""
@@ -39,7 +41,7 @@ def shipped_config(method: str) -> list[str]:
     return [p.stem for p in sorted(CONFIGS.glob("*_digits.yaml")) if OmegaConf.load(p).method == method][:1]
 
 
-def tiny_config(method: str, source: Path, steps: int, *overrides: str):
+def tiny_config(method: str, source: Path | str, steps: int, *overrides: str):
     """The tiny run of ``method`` (its shipped digits config shrunk), then ``overrides``."""
     from unpaired.config import build_config
 
@@ -49,12 +51,22 @@ def tiny_config(method: str, source: Path, steps: int, *overrides: str):
                         [*shrink, *RUN, f"data.source={source}", f"train.max_steps={steps}", *overrides])
 
 
+def data_folders(root: Path) -> dict[str, str]:
+    """``--data`` by the kind a method declares (``data_kind``): trainA/ trainB/ (two domains), one folder of mixed
+    images, or aligned A|B pairs (the first 6 of 8 for training), written under ``root``."""
+    return {"two": str(make_image_folders(root / "two")),
+            "one": str(make_image_folders(root / "one", {"mixed": 8}) / "mixed"),
+            "pairs": f"pairs:{make_pairs(root / 'pairs', count=8)}@0.75"}
+
+
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory) -> dict[bool, Path]:
-    """Data by ``single_domain``: trainA/ trainB/ (two domains), or one folder of mixed images."""
-    root = tmp_path_factory.mktemp("data")
-    return {False: make_image_folders(root / "two"),
-            True: make_image_folders(root / "one", {"mixed": 8}) / "mixed"}
+def folders(tmp_path_factory) -> dict[str, str]:
+    return data_folders(tmp_path_factory.mktemp("data"))
+
+
+def data_kind(method: type) -> str:
+    """Which data of ``folders`` a method learns from, by what it declares."""
+    return "pairs" if method.paired_data else "one" if method.single_domain else "two"
 
 
 def test_every_module_of_the_package_registers_a_method():
@@ -65,7 +77,7 @@ def test_every_module_of_the_package_registers_a_method():
 
 @pytest.mark.parametrize("name", METHODS.names())
 def test_every_method_trains_resumes_exactly_loads_and_translates(folders, tmp_path, name):
-    source = folders[METHODS.get(name).single_domain]
+    source = folders[data_kind(METHODS.get(name))]
 
     def fit(folder: str, steps: int, resume: bool = False) -> Trainer:
         trainer = Trainer(tiny_config(name, source, steps), tmp_path / folder, resume=resume)

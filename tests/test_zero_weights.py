@@ -6,8 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import make_image_folders
-from test_every_method import tiny_config
+from test_every_method import data_folders, data_kind, tiny_config
 
 from unpaired.methods import METHODS
 from unpaired.training.trainer import Trainer
@@ -26,15 +25,13 @@ CASES = [(name, key, extra)
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    return {False: make_image_folders(root / "two"),
-            True: make_image_folders(root / "one", {"mixed": 8}) / "mixed"}
+    return data_folders(tmp_path_factory.mktemp("data"))
 
 
 def zero_run(folders, tmp_path, name: str, key: str, *extra: str) -> Trainer | None:
     """A tiny trainer of ``name`` with ``loss_weights.<key>=0``, or None where the method's own check refuses that
     zero, with an error that must name the term."""
-    source = folders[METHODS.get(name).single_domain]
+    source = folders[data_kind(METHODS.get(name))]
     try:
         return Trainer(tiny_config(name, source, STEPS, *extra, f"loss_weights.{key}=0"), tmp_path / "run")
     except ValueError as error:

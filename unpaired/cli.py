@@ -641,22 +641,28 @@ def eval_translation(checkpoint: Path, data: Path, direction: str, size: int | N
               help="Translator training steps (default: the config's; whichever of steps and minutes ends first).")
 @click.option("--classifier-steps", type=click.IntRange(min=1), default=6000, show_default=True,
               help="Training steps of each classifier row.")
-@click.option("--variants", default=",".join(DEFAULT_VARIANTS_CLI), show_default=True,
-              help="Classifier rows, comma-separated, from: " + ", ".join(VARIANTS_CLI) + ".")
-@click.option("--fid-steps", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Training steps of the digit feature network for the digit FID (0: no FID).")
+@click.option("--variants", default=None,
+              help="Classifier rows, comma-separated, from: " + ", ".join(VARIANTS_CLI) + " (default: "
+                   + ",".join(DEFAULT_VARIANTS_CLI) + "; for a method that translates by an optimisation per image, "
+                   "as cogan: source_only,discriminator_head,target_supervised).")
+@click.option("--fid-steps", type=click.IntRange(min=0), default=None,
+              help="Training steps of the digit feature network for the digit FID (0: no FID; default 1000, or 0 "
+                   "for a method that translates by an optimisation per image).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images of each split.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="Arithmetic of the translator and the classifiers (auto: bf16 where the CPU or GPU has it).")
 @click.option("--device", default="auto", show_default=True, help="'auto', 'cpu', 'cuda' or 'cuda:N'.")
 def eval_adaptation(source: str, target: str, method: str, config: str | None, overrides: tuple[str, ...], out: Path,
                     seed: int, image_size: int, translator_minutes: float, translator_steps: int | None,
-                    classifier_steps: int, variants: str, fid_steps: int, limit: int | None, precision: str,
-                    device: str) -> None:
+                    classifier_steps: int, variants: str | None, fid_steps: int | None, limit: int | None,
+                    precision: str, device: str) -> None:
     """UNIT's domain-adaptation protocol: target test accuracy of classifiers trained with source labels only,
     helped by translation, next to the no-adaptation and target-supervised rows."""
-    from unpaired.metrics.adaptation import AdaptationSettings, markdown_report, run_adaptation
+    from unpaired.metrics.adaptation import AdaptationSettings, default_rows, markdown_report, run_adaptation
 
+    rows, default_fid_steps = default_rows(method)
+    variants = variants or ",".join(rows)
+    fid_steps = default_fid_steps if fid_steps is None else fid_steps
     settings = AdaptationSettings(
         source=source, target=target, method=method, config=config, overrides=list(overrides),
         image_size=image_size, translator_steps=translator_steps, translator_minutes=translator_minutes or None,

@@ -146,6 +146,9 @@ def export(translator: Translator, path: str | Path, fmt: str, direction: str = 
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
     method = translator.method
+    if not method.exportable:
+        raise ExportError(f"method {method.name} translates by an optimisation per image, which is no fixed graph: it "
+                          "cannot be exported; translate with the checkpoint itself (unpaired translate --checkpoint)")
     if Method.check_direction(direction) not in method.directions:
         raise ExportError(f"this {method.name} model translates {', '.join(method.directions)} only, not {direction}")
     path = Path(path)

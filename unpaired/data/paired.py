@@ -14,6 +14,9 @@ This is how the pix2pix data sets ship (maps, facades, cityscapes, edges2shoes..
   trainA/ and trainB/ hold both halves of every training pair, and it gives each domain half of the train
   files. The test split keeps both halves of the same files, aligned (for sample grids and evaluation).
   With ``@1`` every file is for training and the test split reuses them (with a warning).
+* **supervised training on aligned pairs** (a method that declares ``paired_data``, pix2pix): ``aligned=True``
+  gives the train split's two halves of *every* train file, image i of A and of B one pair; the same test split.
+  The hold-out is the same as for unpaired training on the same spec, so both are scored on the same pairs.
 """
 
 from __future__ import annotations
@@ -205,8 +208,9 @@ class PairedFolderSource(FolderSource):
 
 
 def open_pairs(spec: str, split: str, *, image_size: int, channels: int | None, root: Path | None = None,
-               on_bad_image: str = "fail"):
-    """The two domains of ``pairs:DIR[@fraction]`` for ``split`` (see the module docstring)."""
+               on_bad_image: str = "fail", aligned: bool = False):
+    """The two domains of ``pairs:DIR[@fraction]`` for ``split`` (see the module docstring); ``aligned``: the train
+    split keeps both halves of every file, in the same order (supervised training), instead of disjoint files."""
     text, fraction = parse_pairs_spec(spec)
     folder = _find(text, root)
     if not folder.is_dir():
@@ -214,7 +218,9 @@ def open_pairs(spec: str, split: str, *, image_size: int, channels: int | None, 
                                                                       else f" (nor is {Path(root) / text})"))
     train, test = split_pairs(len(list_pairs(folder)), fraction)
     ch = 3 if channels is None else channels
-    if split == "train":
+    if split == "train" and aligned:
+        index_a = index_b = train
+    elif split == "train":
         if len(train) < 2:
             raise DataError(f"--data {spec}: the train part holds {len(train)} image(s); unpaired training on "
                             "aligned pairs needs at least 2 (the domains take disjoint files)")
@@ -227,6 +233,6 @@ def open_pairs(spec: str, split: str, *, image_size: int, channels: int | None, 
         index_a = index_b = test
     a = PairedFolderSource(folder, "a", ch, image_size, index_a, on_bad_image)
     b = PairedFolderSource(folder, "b", ch, image_size, index_b, on_bad_image)
-    how = "disjoint files" if split == "train" else "aligned"
+    how = "disjoint files" if split == "train" and not aligned else "aligned"
     return DomainPair(a, b, f"{folder} pairs [{split}, {how}, train fraction {fraction:g}]: "
                             f"A = left halves ({len(a)} images), B = right halves ({len(b)} images)")

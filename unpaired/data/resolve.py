@@ -115,8 +115,12 @@ def open_domains(
     channels: int | None,
     root: Path | None = None,
     on_bad_image: str = "fail",
+    aligned: bool = False,
 ) -> DomainPair:
     """Open the two domains named by ``spec`` (the ``--data`` string) for ``split`` ("train" or "test").
+
+    ``aligned``: the caller trains on pairs (image i of A and of B show one scene), which only ``pairs:DIR`` gives;
+    any other ``spec`` is refused with a ``DataError`` saying so.
 
     Folders are read with their shorter side resized to ``image_size`` (cropping is left to the caller, which
     knows whether it trains or tests); digit sets are resized to ``image_size`` square. ``channels=None``
@@ -132,7 +136,12 @@ def open_domains(
     if not spec:
         raise DataError(f"--data is empty.\n{FORMS}")
     if spec.lower().startswith("pairs:"):
-        return open_pairs(spec, split, image_size=image_size, channels=channels, root=root, on_bad_image=on_bad_image)
+        return open_pairs(spec, split, image_size=image_size, channels=channels, root=root, on_bad_image=on_bad_image,
+                          aligned=aligned)
+    if aligned:
+        raise DataError(f"--data {spec!r}: unpaired data, but this method trains on aligned pairs; give a folder of "
+                        "A|B images (pix2pix layout: A on the left half, B on the right) as --data pairs:DIR "
+                        "(pairs:DIR@0.8 holds the last 20 % out for evaluation)")
 
     folder = None if spec.lower() in DIGIT_SETS else _find_folder(spec, root)
     if folder is not None:

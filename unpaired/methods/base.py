@@ -20,7 +20,9 @@ another warms up alone), and
 
 Most methods translate between two domains ``a`` and ``b``; a method with ``single_domain = True`` learns from
 one mixed collection (``--data`` names one folder), which the trainer passes as domain ``a`` only, with the
-labels of a share ``label_fraction(cfg)`` of its images (sub-folder names) when that share is above 0.
+labels of a share ``label_fraction(cfg)`` of its images (sub-folder names) when that share is above 0; a method
+with ``paired_data = True`` learns from aligned pairs (``--data pairs:DIR``), which the trainer draws together
+(item i of ``a`` and of ``b`` one pair) and refuses unpaired data for.
 
 Capabilities only some methods have are declared here as small protocols (``StyleSpace``, ``StylePrior``,
 ``DiscoveredDomains``, ``AuxiliaryClassifier``,
@@ -68,6 +70,12 @@ class Method(nn.Module):
     any other with a message naming the method and the option."""
     single_domain: ClassVar[bool] = False
     """The method learns from one mixed collection of images (domain ``a`` of the batches), not from two."""
+    paired_data: ClassVar[bool] = False
+    """The method is supervised: it learns from aligned pairs (batch item i of ``a`` and of ``b`` show one scene,
+    ``--data pairs:DIR``), and unpaired data is refused."""
+    exportable: ClassVar[bool] = True
+    """``translate`` is one fixed feed-forward graph, which ``unpaired export`` can write as a file; False for a
+    method that translates by an optimisation per image (CoGAN's inversion), which export refuses."""
 
     def __init__(self, cfg: Any, weights: dict[str, float], channels: dict[str, int], image_size: int) -> None:
         super().__init__()
@@ -110,6 +118,13 @@ class Method(nn.Module):
         ``label_fraction`` is above 0, else none, so no label is read."""
         return ("a",) if cls.label_fraction(cfg) > 0 else ()
 
+    @classmethod
+    def classifier_head_settings(cls, cfg: Any, classes: int) -> list[str] | None:
+        """``--set`` overrides that give this method's model (config section ``cfg``) a ``classes``-way classifier
+        head on its discriminators (the ``AuxiliaryClassifier`` capability), as the domain-adaptation protocol's
+        ``discriminator_head`` row trains it; None (the default): the method cannot have one."""
+        return None
+
     def parameter_groups(self, group: str) -> list[dict[str, Any]]:
         """The optimiser parameter groups of network group ``group``: dicts with ``params`` and optionally
         ``lr_scale`` (multiplies ``optim.lr``) and ``weight_decay``. Default: one group of every parameter."""
@@ -145,6 +160,16 @@ class Method(nn.Module):
         if key not in self.weights:
             raise KeyError(f"{self.name}: loss term '{term}' has no weight '{key}' in loss_weights")
         return self.weights[key]
+
+    def direct_generator(self, direction: str, options: dict[str, Any]) -> nn.Module:
+        """``nets['gen'][direction]`` of a method with one generator per direction it was trained for
+        (``model.direction``: a2b, b2a or both); refuses translate options and any other direction."""
+        if options:
+            raise TypeError(f"{self.name}.translate takes no options, got {', '.join(options)}")
+        if self.check_direction(direction) not in self.directions:
+            raise ValueError(f"this {self.name} model is one-sided (model.direction={self.cfg.direction}): "
+                             f"it has no {direction} generator")
+        return self.nets["gen"][direction]
 
     @staticmethod
     def check_direction(direction: str) -> str:

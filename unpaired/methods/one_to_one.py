@@ -236,12 +236,7 @@ class OneToOne(Method):
 
     # -- inference -----------------------------------------------------------------------------------
     def translate(self, x: Tensor, direction: str, **options: object) -> Tensor:
-        if options:
-            raise TypeError(f"{self.name}.translate takes no options, got {', '.join(options)}")
-        if self.check_direction(direction) not in self.directions:
-            raise ValueError(f"this {self.name} model is one-sided (model.direction={self.cfg.direction}): "
-                             f"it has no {direction} generator")
-        return self.nets["gen"][direction](x)
+        return self.direct_generator(direction, options)(x)
 
     @torch.no_grad()
     def visuals(self, batch: Batch) -> dict[str, Tensor]:

@@ -159,6 +159,11 @@ class UNIT(Method):
     def labelled_domains(cls, cfg: UNITConfig) -> tuple[str, ...]:
         return ("a",) if cfg.classes else ()
 
+    @classmethod
+    def classifier_head_settings(cls, cfg: UNITConfig, classes: int) -> list[str]:
+        """The head, and CoGAN's weight sharing: the discriminators share every layer but the first (paper Sec. 5)."""
+        return [f"model.classes={classes}", f"model.dis_shared_layers={cfg.dis_layers - 1}"]
+
     def provides(self, capability: type) -> bool:
         """The auxiliary classifier exists only with ``model.classes`` > 0."""
         if capability is AuxiliaryClassifier and not self.cfg.classes:

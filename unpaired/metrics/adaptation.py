@@ -71,13 +71,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from unpaired.config import PACKAGED_CONFIGS, ConfigError, apply_overrides, build_config
+from unpaired.config import PACKAGED_CONFIGS, ConfigError, apply_overrides, build_config, to_object
 from unpaired.data import DIGIT_CHANNELS, TensorSource, data_root, open_labelled
 from unpaired.devices import resolve_device, resolve_precision
 from unpaired.images import save_grid
 from unpaired.inference import load as load_translator
 from unpaired.io import atomic_json, atomic_write
-from unpaired.methods.base import AuxiliaryClassifier, require
+from unpaired.methods import METHODS
+from unpaired.methods.base import AuxiliaryClassifier, methods_with, require
 from unpaired.metrics.digits import accuracy, class_probabilities, digit_fid, ensure_feature_net, to_unit_range
 from unpaired.nn.classifiers import DigitClassifier, load_digit_network, save_digit_network
 from unpaired.training.batches import StepBatches
@@ -93,6 +94,11 @@ SCORED_ONLY = {name for name, members in ENSEMBLES.items() if name not in member
 """Rows without a classifier of their own."""
 DEFAULT_VARIANTS = ("source_only", "translated_self_ensembling", "self_ensembling", "ensemble",
                     "ensemble_without_translation", "discriminator_head", "target_supervised")
+HEAD_ONLY_VARIANTS = ("source_only", "discriminator_head", "target_supervised")
+"""The default rows for a translator whose translation is an optimisation per image (it declares itself not
+exportable: CoGAN's inversion), which would take hours over the 54,000 source digits the translated rows read."""
+FID_STEPS = 1000
+"""Default training steps of the digit FID's feature network."""
 # (unpaired/cli.py repeats these two names so that `--help` needs no torch; a test keeps them equal)
 SELECTABLE = tuple(v for v in VARIANTS if v != "target_supervised")
 """The rows the protocol's rule may pick: every row trained without target labels."""
@@ -316,6 +322,18 @@ def load_digit_domains(settings: AdaptationSettings, root: Path) -> DigitDomains
                         target_x, target_y, load(settings.target, "test"), channels)
 
 
+def default_rows(method: str) -> tuple[tuple[str, ...], int]:
+    """(rows, digit FID network steps) run by default with translator ``method``: every default row and the FID,
+    or, for a method that translates by an optimisation per image, the rows that read no translation and no FID."""
+    try:
+        exportable = METHODS.get(method).exportable
+    except KeyError as err:
+        raise ConfigError(str(err.args[0])) from err
+    if exportable:
+        return DEFAULT_VARIANTS, FID_STEPS
+    return HEAD_ONLY_VARIANTS, 0
+
+
 def translator_config_name(settings: AdaptationSettings) -> str:
     """The translator config: the user's, else ``<method>_adaptation`` where shipped, else ``<method>_digits``."""
     if settings.config:
@@ -338,11 +356,12 @@ def _translator_config(settings: AdaptationSettings, classes: int, progress: boo
     if settings.translator_minutes:
         sets.append(f"train.max_minutes={settings.translator_minutes}")
     cfg = build_config(settings.method, [translator_config_name(settings)], sets + list(settings.overrides))
-    if "discriminator_head" in settings.variants:  # the paper's way: the head, and CoGAN-style shared D layers
-        if "classes" not in cfg.model:
-            raise ConfigError(f"the discriminator_head row needs a method with a classifier head (unit); "
+    if "discriminator_head" in settings.variants:  # the paper's way: a head on the (shared) discriminator layers
+        paper = METHODS.get(settings.method).classifier_head_settings(to_object(cfg, "model"), classes)
+        if paper is None:
+            having = ", ".join(methods_with(AuxiliaryClassifier))
+            raise ConfigError(f"the discriminator_head row needs a method with a classifier head ({having}); "
                               f"{settings.method} has none: leave the row out of --variants")
-        paper = [f"model.classes={classes}", f"model.dis_shared_layers={cfg.model.dis_layers - 1}"]
         cfg = apply_overrides(cfg, paper + list(settings.overrides))  # the user's overrides still win
     return cfg
 
@@ -492,8 +511,13 @@ def run_adaptation(settings: AdaptationSettings, out: Path, root: Path | None = 
         translator = train_translator(cfg, out / "translator", domains, progress)
         timings["translator"] = time.perf_counter() - t0
         t0 = time.perf_counter()
+        # only what a row or the FID reads is translated: a method that translates by an optimisation per image
+        # (CoGAN's inversion) would spend hours on 54,000 source digits that a discriminator_head run never reads
+        rows_read = any(v.startswith("translated") for v in settings.variants)
+        wanted = {"train": rows_read, "validation": rows_read, "test": rows_read or bool(settings.fid_steps)}
         translated, val_translated, test_translated = [
             translate_all(translator, images, "a2b", bf16=bf16, progress=progress, desc=f"translate source {split}")
+            if wanted[split] else None
             for split, images in (("train", domains.source_fit[0]), ("validation", domains.source_val[0]),
                                   ("test", domains.source_test[0]))]
         timings["translate"] = time.perf_counter() - t0
@@ -647,6 +671,7 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     atomic_write(out / "report.md", lambda handle: handle.write(md))
 
 
-__all__ = ["DEFAULT_VARIANTS", "ENSEMBLES", "SELECTABLE", "SELECTION_RULE", "VARIANTS", "AdaptationSettings",
-           "ClassifierRun", "class_balance_loss", "ensemble_accuracy", "random_affine", "recalibrate_batch_norm",
-           "run_adaptation", "selected_row", "train_digit_classifier", "translate_all", "vote_accuracy"]
+__all__ = ["DEFAULT_VARIANTS", "ENSEMBLES", "HEAD_ONLY_VARIANTS", "SELECTABLE", "SELECTION_RULE", "VARIANTS",
+           "AdaptationSettings", "ClassifierRun", "class_balance_loss", "default_rows", "ensemble_accuracy",
+           "random_affine", "recalibrate_batch_norm", "run_adaptation", "selected_row", "train_digit_classifier",
+           "translate_all", "vote_accuracy"]

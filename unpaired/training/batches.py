@@ -1,9 +1,11 @@
 """Deterministic unpaired batches: the batch of step t is a pure function of (seed, t).
 
 Each domain is walked through epoch by epoch in a seeded random order, independently of the other
-domain (the images are unpaired). Crop offsets and flips come from a generator seeded by (seed, step,
-slot). Nothing depends on worker processes or on earlier steps, so a run resumed at step t sees exactly
-the batches the uninterrupted run would have seen, and the checkpoint needs no sampler state.
+domain (the images are unpaired); with ``aligned`` (a method trained on pairs) both domains follow the first
+domain's order and take the same crop and flip, so item i of every domain stays one pair. Crop offsets and
+flips come from a generator seeded by (seed, step, slot). Nothing depends on worker processes or on earlier
+steps, so a run resumed at step t sees exactly the batches the uninterrupted run would have seen, and the
+checkpoint needs no sampler state.
 """
 
 from __future__ import annotations
@@ -52,14 +54,20 @@ class StepBatches(Dataset):
     With ``world_size`` N > 1, process ``rank`` r gets slots r*B .. r*B+B-1 of the batch that one process
     would draw with batch size N*B, so N processes together see exactly that batch. ``labels`` names the
     domains whose labels the item also holds, as ``<domain>_labels`` (int64, from ``source.labels``; ``True``:
-    every domain whose source has labels); no other label is ever read.
+    every domain whose source has labels); no other label is ever read. ``aligned``: the sources hold pairs (image
+    i of each is one scene), drawn together with one crop and flip.
     """
 
     def __init__(self, sources: dict[str, ImageSource], batch_size: int, image_size: int, seed: int,
-                 flip: bool, rank: int = 0, world_size: int = 1, labels: bool | tuple[str, ...] = ()) -> None:
+                 flip: bool, rank: int = 0, world_size: int = 1, labels: bool | tuple[str, ...] = (),
+                 aligned: bool = False) -> None:
         empty = [f"{d} ({src.name})" for d, src in sources.items() if len(src) == 0]
         if empty:
             raise ValueError(f"no images in domain {', '.join(empty)}")
+        if aligned and len({len(src) for src in sources.values()}) > 1:
+            sizes = ", ".join(f"{d} {len(src)}" for d, src in sources.items())
+            raise ValueError(f"aligned pairs need as many images in every domain, got {sizes}")
+        self.aligned = aligned
         self.sources = sources
         self.batch_size = batch_size
         self.image_size = image_size
@@ -82,6 +90,7 @@ class StepBatches(Dataset):
         return self._orders[key]
 
     def indices(self, domain: int, step: int) -> list[int]:
+        domain = 0 if self.aligned else domain  # pairs: every domain walks the first one's order
         n = len(list(self.sources.values())[domain])
         out = []
         start = step * self.global_batch + self.first_slot
@@ -95,7 +104,8 @@ class StepBatches(Dataset):
         for k, (name, source) in enumerate(self.sources.items()):
             images = []
             for slot, index in enumerate(self.indices(k, step), start=self.first_slot):
-                gen = torch.Generator().manual_seed(mix_seed(self.seed, k, step, slot, 1))
+                stream = 0 if self.aligned else k  # pairs: the same crop and flip for both halves
+                gen = torch.Generator().manual_seed(mix_seed(self.seed, stream, step, slot, 1))
                 image = to_float(crop_and_flip(source[index], self.image_size, gen, self.flip))
                 images.append(dither_if_flat(image, gen))
             batch[name] = torch.stack(images)

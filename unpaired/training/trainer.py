@@ -126,9 +126,10 @@ class Trainer:
             self.domains = open_collection(data.source, "train", label_fraction=method_class.label_fraction(model_cfg),
                                            **options)
             self.display_domains = open_collection(data.source, "test", **options)
-        else:
-            self.domains = open_domains(data.source, "train", **options)
-            self.display_domains = open_domains(data.source, "test", **options)
+        else:  # a method trained on pairs gets them aligned, and refuses unpaired data
+            paired = method_class.paired_data
+            self.domains = open_domains(data.source, "train", aligned=paired, **options)
+            self.display_domains = open_domains(data.source, "test", aligned=paired, **options)
         sources = self.domains.sources()
         unlabelled = [f"{d} ({sources[d].name})" for d in labelled_domains if sources[d].labels is None]
         if unlabelled:
@@ -136,7 +137,8 @@ class Trainer:
                               f"{', '.join(unlabelled)}, which has none: use a labelled digit set there")
         self.channels = {d: src.channels for d, src in sources.items()}
         self.batches = StepBatches(sources, train.batch_size, data.image_size, train.seed, data.flip,
-                                   self.world.rank, self.world.size, labels=labelled_domains)
+                                   self.world.rank, self.world.size, labels=labelled_domains,
+                                   aligned=method_class.paired_data)
         self.display = {k: v.to(self.device) for k, v in fixed_batch(
             self.display_domains.sources(), train.num_samples, data.image_size).items()}
 
