@@ -23,7 +23,8 @@ CoGAN (``cogan_digits``) with a classifier head on its discriminators' shared la
 the rows are ``source_only``, ``discriminator_head`` and ``target_supervised`` (a method that translates by an
 optimisation per image, as CoGAN's inversion, gets no translated rows by default: inverting 54,000 digits would
 take hours). Its translator keeps a checkpoint every ``--curve-every`` steps, and the report gives the head's target
-accuracy at each, against the training wall time, next to the official CoGAN code's points on this machine kind
+accuracy at each, against the training wall time (its own report: ``--out``/adaptation_cogan.json, .md, with
+``adaptation_cogan_runs/``), next to the official CoGAN code's points on this machine kind
 (issue 39: 0.760 MNIST -> USPS and 0.636 USPS -> MNIST after 89 minutes, 1,400 iterations) and the paper's figures
 (0.9565 / 0.9315 after 10,000 iterations):
 
@@ -132,14 +133,15 @@ def main(argv: list[str] | None = None) -> None:
         args.fid_steps = min(args.fid_steps, 5)
         quick = {"translator_steps": 3, "batch_size": 8, "limit": 64}
         args.overrides = ["train.batch_size=8", *args.overrides, "train.checkpoint_every=3"]
-    resolve_output_folders(parser, args, "adaptation")
+    stem = report_name(args.method)
+    resolve_output_folders(parser, args, stem)
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     tasks = [t.strip().split("->") for t in args.tasks.split(",")]
     variants = [v.strip() for v in args.variants.split(",")]
     command = "python bench/adaptation.py " + shlex.join(sys.argv[1:] if argv is None else argv)
 
-    records = args.out / "adaptation_runs"  # one small JSON (+ examples PNG) per finished run, committed
+    records = args.out / f"{stem}_runs"  # one small JSON (+ examples PNG) per finished run, committed
     records.mkdir(parents=True, exist_ok=True)
     runs: dict[str, list[dict]] = {f"{s}->{t}": [] for s, t in tasks}
     for seed in seeds:  # seed-major: a cut-short benchmark still has both directions
@@ -175,7 +177,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{task} seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in report["accuracy"].items())
                   + f" ({report['wall_seconds']:.0f} s)", flush=True)
             write_results(runs, seeds, variants, command, args.out, records, args.quick)
-    print((args.out / "adaptation.md").read_text())
+    print((args.out / f"{stem}.md").read_text())
+
+
+def report_name(method: str) -> str:
+    """UNIT's table is ``adaptation``; another method's own adaptation gets its own report beside it, so a run of
+    ``--method cogan`` never overwrites UNIT's."""
+    return "adaptation" if method == "unit" else f"adaptation_{method}"
 
 
 def head_curve(run_dir: Path, settings: AdaptationSettings) -> list[dict]:
@@ -247,8 +255,9 @@ def write_results(runs: dict[str, list[dict]], seeds: list[int], variants: list[
                "settings": first["settings"], "table": table, "splits": splits(runs),
                "runs": {task: [{k: r[k] for k in ("accuracy", "digit_fid", "seconds", "wall_seconds", "data")}
                                for r in reports] for task, reports in runs.items()}}
-    write_report(out, "adaptation", payload, markdown(payload, variants))
-    write_examples(runs, records, out / "adaptation_examples.png")
+    stem = report_name(first["settings"]["method"])
+    write_report(out, stem, payload, markdown(payload, variants))
+    write_examples(runs, records, out / f"{stem}_examples.png")
 
 
 def splits(runs: dict[str, list[dict]]) -> dict:
@@ -260,10 +269,14 @@ def splits(runs: dict[str, list[dict]]) -> dict:
             share, seed = r["settings"]["validation_fraction"], r["settings"]["seed"]
             selection.append(data_split(source, "train", None, f"validation: a random {share:.0%}, seed {seed}"))
         test.append(data_split(target, "test", None, "all of it"))
-    return splits_record(selection, test, [
-        "the headline row of each direction (the protocol's rule)", "classifier steps (6000, not 2000)",
-        "the translator config: unit_adaptation against unit_digits (see probes/unit_adaptation_config: "
-        "the probes behind it also read USPS test labels, which this benchmark no longer does)"])
+    settings = next(r for reports in runs.values() for r in reports)["settings"]
+    chose = ["the headline row of each direction (the protocol's rule)"]
+    if set(settings["variants"]) - {"discriminator_head"}:  # the head trains with the translator, not for N steps
+        chose.append("classifier steps (6000, not 2000)")
+    if settings["method"] == "unit":
+        chose.append("the translator config: unit_adaptation against unit_digits (see probes/unit_adaptation_config: "
+                     "the probes behind it also read USPS test labels, which this benchmark no longer does)")
+    return splits_record(selection, test, chose)
 
 
 def markdown(payload: dict, variants: list[str]) -> str:
@@ -272,7 +285,7 @@ def markdown(payload: dict, variants: list[str]) -> str:
     steps = sorted({n for row in payload["table"].values() for n in row["translator_steps"]})
     semantic = payload.get("semantic_consistency")
     lines = [
-        "# Digit domain adaptation (UNIT's table, MNIST <-> USPS)", "",
+        f"# Digit domain adaptation with {s['method'].upper()} (MNIST <-> USPS)", "",
         *(["> **`--quick` run: tiny budgets that only check the script end to end. These figures are NOT "
            "measurements.**", ""] if payload.get("quick") else []),
         f"Command: `{payload['command']}`  ", f"Date: {payload['date']}  ", f"Machine: {payload['machine']}", "",
@@ -320,7 +333,8 @@ def markdown(payload: dict, variants: list[str]) -> str:
                                                  if v != "target_supervised") + " |")
     lines += ["", "Translator steps reached per run: "
               + "; ".join(f"{t}: {row['translator_steps']}" for t, row in payload["table"].items()) + ".",
-              "", "Examples (source test digits above their translations): adaptation_examples.png."]
+              "", "Examples (source test digits above their translations): "
+              f"{report_name(payload['settings']['method'])}_examples.png."]
     lines += curve_lines(payload)
     return "\n".join(lines) + "\n"
 

@@ -183,7 +183,8 @@ def provenance(script: str, argv: list[str] | None = None, **machine: Any) -> di
     adds keys, e.g. ``native_bf16``). ``argv`` defaults to the command line of this process."""
     import torch
 
-    return {"command": f"python bench/{script} " + " ".join(sys.argv[1:] if argv is None else argv),
+    arguments = sys.argv[1:] if argv is None else argv
+    return {"command": " ".join(["python", f"bench/{script}", *arguments]),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(), **machine,
                         "torch": torch.__version__, "python": platform.python_version()}}

@@ -53,13 +53,14 @@ def test_quick_cogan_adaptation_gives_head_accuracy_against_wall_time(tmp_path, 
     tiny = ["model.dim=8", "model.dis_dim=8", "model.dis_dim2=8", "model.dis_features=16"]
     adaptation.main(["--quick", "--method", "cogan", "--tasks", "mnist->usps", "--threads", "1", "--out", str(out),
                      *[a for o in tiny for a in ("--set", o)]])
-    record = json.loads((out / "adaptation.json").read_text())
+    record = json.loads((out / "adaptation_cogan.json").read_text())  # its own report: UNIT's table is kept
+    assert not (out / "adaptation.json").exists()
     row = record["table"]["mnist->usps"]
     assert record["quick"] and set(row["accuracy"]) == {"source_only", "discriminator_head", "target_supervised"}
     (curve,) = row["curves"]  # one seed: the head scored at every checkpoint of the 3-step translator
     assert [p["step"] for p in curve] == [3] and all(0 <= p["target_test_accuracy"] <= 1 for p in curve)
     assert curve[0]["seconds"] > 0 and row["reference_points"][0]["accuracy"] == 0.760
-    text = (out / "adaptation.md").read_text()
+    text = (out / "adaptation_cogan.md").read_text()
     assert "discriminator head accuracy against training time" in text and "official CoGAN code" in text
 
 
