@@ -84,6 +84,20 @@ REFERENCE_POINTS = {
 """Published or measured points of a method's own adaptation, which its accuracy-against-time curve is read beside."""
 
 
+ROW_NOTES = {
+    "ensemble": "`ensemble` averages the " + " and ".join(f"`{m}`" for m in ENSEMBLES["ensemble"])
+    + " classifiers of the run (mean class probabilities).",
+    "ensemble_without_translation": "`ensemble_without_translation` is its control without translation (two "
+    "`self_ensembling` classifiers of different seeds): the gap between the two is what translation adds.",
+    "discriminator_head": "`discriminator_head` is the paper's own classifier (a head on the translator's "
+    "discriminators).",
+    "target_supervised": "`target_supervised` (trained on target labels) is the upper limit, measured in the same "
+    "runs with the same classifier.",
+    "source_only": "`source_only` is the no-adaptation floor, measured in the same runs with the same classifier.",
+}
+"""What the report says about each row it has."""
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
             "min": min(values), "max": max(values), "n": len(values)}
@@ -230,6 +244,8 @@ def write_results(runs: dict[str, list[dict]], seeds: list[int], variants: list[
         fids = [r["digit_fid"]["translated_vs_target_test"] for r in reports if r.get("digit_fid")]
         untranslated = [r["digit_fid"]["untranslated_vs_target_test"] for r in reports if r.get("digit_fid")]
         complete = len(reports) == len(seeds)
+        unit = reports[0]["settings"]["method"] == "unit"  # UNIT's paper figures and targets; another method
+        # reads its own reference points beside its curve
         table[task] = {
             "accuracy": rows,
             "source_validation": validation,
@@ -239,12 +255,12 @@ def write_results(runs: dict[str, list[dict]], seeds: list[int], variants: list[
             "seeds": [r["settings"]["seed"] for r in reports],
             "wall_seconds": [r["wall_seconds"] for r in reports],
             "translator_steps": [r["translator_steps"] for r in reports],
-            "paper_unit": PAPER.get(task),
+            "paper_unit": PAPER.get(task) if unit else None,
             "curves": [r["curve"] for r in reports if r.get("curve")],
             "reference_points": REFERENCE_POINTS.get(reports[0]["settings"]["method"], {}).get(task, []),
-            "target": TARGETS.get(task),
+            "target": TARGETS.get(task) if unit else None,
             "met": (rows[headline]["mean"] >= TARGETS[task] and max(r["wall_seconds"] for r in reports) <= 1800)
-            if complete and len(reports) >= TARGET_SEEDS and task in TARGETS else None,
+            if unit and complete and len(reports) >= TARGET_SEEDS and task in TARGETS else None,
         }
     first = next(r for reports in runs.values() for r in reports)
     payload = {"quick": quick, "command": command,
@@ -268,7 +284,8 @@ def splits(runs: dict[str, list[dict]]) -> dict:
         for r in reports:
             share, seed = r["settings"]["validation_fraction"], r["settings"]["seed"]
             selection.append(data_split(source, "train", None, f"validation: a random {share:.0%}, seed {seed}"))
-        test.append(data_split(target, "test", None, "all of it"))
+        if reports:
+            test.append(data_split(target, "test", None, "all of it"))
     settings = next(r for reports in runs.values() for r in reports)["settings"]
     chose = ["the headline row of each direction (the protocol's rule)"]
     if set(settings["variants"]) - {"discriminator_head"}:  # the head trains with the translator, not for N steps
@@ -284,6 +301,8 @@ def markdown(payload: dict, variants: list[str]) -> str:
     config = translator_config_name(AdaptationSettings(**s))
     steps = sorted({n for row in payload["table"].values() for n in row["translator_steps"]})
     semantic = payload.get("semantic_consistency")
+    unit = s["method"] == "unit"
+    classifiers = set(variants) - {"discriminator_head"}  # the head trains with the translator
     lines = [
         f"# Digit domain adaptation with {s['method'].upper()} (MNIST <-> USPS)", "",
         *(["> **`--quick` run: tiny budgets that only check the script end to end. These figures are NOT "
@@ -297,15 +316,17 @@ def markdown(payload: dict, variants: list[str]) -> str:
         + (", with CyCADA's semantic-consistency term judged by the run's own source_only classifier, frozen"
            if semantic else "")
         + (", with a classifier head on its discriminators trained on source labels (the discriminator_head "
-           "row)" if "discriminator_head" in variants else "") + "); then digit classifiers "
-        f"({s['classifier_steps']} steps, batch {s['batch_size']}) trained with **source labels only**, scored on "
-        "the whole target test set (MNIST 10,000; USPS 2,007, the standard usps.h5 split upsampled from 16x16: "
-        "the paper's usps_28x28.pkl re-split is not available). Classifier hyper-parameters are the self-ensembling "
-        "paper's defaults (with its class-balance term).", "",
+           "row)" if "discriminator_head" in variants else "") + ")"
+        + (f"; then digit classifiers ({s['classifier_steps']} steps, batch {s['batch_size']}) trained with "
+           "**source labels only**" if classifiers else "")
+        + "; every row scored on the whole target test set (MNIST 10,000; USPS 2,007, the standard usps.h5 split "
+        "upsampled from 16x16: the paper's usps_28x28.pkl re-split is not available)."
+        + (" Classifier hyper-parameters are the self-ensembling paper's defaults (with its class-balance term)."
+           if classifiers else ""), "",
         *([] if payload["complete"] else ["**Partial**: not every seed has run yet.", ""]),
         "| task | **headline** (the rule's row) | " + " | ".join(variants)
-        + " | UNIT paper | target | met | digit FID (untranslated) | wall min/run |",
-        "|---|" + "---|" * (len(variants) + 6),
+        + (" | UNIT paper | target | met" if unit else "") + " | digit FID (untranslated) | wall min/run |",
+        "|---|" + "---|" * (len(variants) + (6 if unit else 3)),
     ]
     for task, row in payload["table"].items():
         fid = (f"{fmt(row['digit_fid'])} ({fmt(row['digit_fid_untranslated'])})" if row["digit_fid"] else "-")
@@ -313,17 +334,13 @@ def markdown(payload: dict, variants: list[str]) -> str:
         met = {True: "yes", False: "**no**", None: f"- (needs {TARGET_SEEDS} seeds)"}[row["met"]]
         lines.append(f"| {task} | **{fmt(row['accuracy'][row['headline']])}** `{row['headline']}` | "
                      + " | ".join(fmt(row["accuracy"][v]) for v in variants)
-                     + f" | {row['paper_unit'] or '-'} | {row['target'] or '-'} | {met} | {fid} | {walls} |")
+                     + (f" | {row['paper_unit'] or '-'} | {row['target'] or '-'} | {met}" if unit else "")
+                     + f" | {fid} | {walls} |")
     lines += ["", "Mean +- standard deviation over the seeds run: "
               + "; ".join(f"{t} {row['seeds']}" for t, row in payload["table"].items())
               + f" (asked for: {payload['seeds']}). The headline is {SELECTION_RULE} (mean over the seeds run), "
-              "chosen before any target figure is read. `ensemble` averages the "
-              + " and ".join(f"`{m}`" for m in ENSEMBLES["ensemble"]) + " classifiers of the run (mean class "
-              "probabilities); `ensemble_without_translation` is its control without translation (two "
-              "`self_ensembling` classifiers of different seeds): the gap between the two is what translation adds. "
-              "`discriminator_head` is the paper's own classifier (a head on the translator's discriminators). "
-              "`target_supervised` (trained on target labels) is the upper limit and `source_only` the "
-              "no-adaptation floor, measured in the same runs with the same classifier.",
+              "chosen before any target figure is read. "
+              + " ".join(text for row, text in ROW_NOTES.items() if row in variants),
               "", "Source validation accuracy (held-out source digits, translated for the translated rows; the "
               "figures the rule reads):", "",
               "| task | " + " | ".join(v for v in variants if v != "target_supervised") + " |",
