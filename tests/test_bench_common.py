@@ -34,7 +34,8 @@ def test_pair_counts_is_a_table_of_pair_frequencies():
 def test_provenance_lines_render_the_record_with_and_without_native_bf16():
     record = common.provenance("conv_peak.py", [])
     lines = common.provenance_lines(record, "Latest command")
-    assert lines[0] == "Latest command: `python bench/conv_peak.py `  " and lines[1].startswith("Date: ")
+    assert lines[0] == "Latest command: `python bench/conv_peak.py`  " and lines[1].startswith("Date: ")
+    assert common.provenance("conv_peak.py", ["--steps", "3"])["command"] == "python bench/conv_peak.py --steps 3"
     assert "torch threads, torch" in lines[2] and "native bf16" not in lines[2]
     assert "native bf16: False" in common.provenance_lines(common.provenance("x.py", [], native_bf16=False))[2]
 
