@@ -84,6 +84,8 @@ REFERENCE_POINTS = {
 """Published or measured points of a method's own adaptation, which its accuracy-against-time curve is read beside."""
 
 
+TRAINED_WITH_TRANSLATOR = {"discriminator_head"}
+"""Rows trained with the translator itself, not as separate classifiers of ``--classifier-steps`` steps."""
 ROW_NOTES = {
     "ensemble": "`ensemble` averages the " + " and ".join(f"`{m}`" for m in ENSEMBLES["ensemble"])
     + " classifiers of the run (mean class probabilities).",
@@ -272,8 +274,9 @@ def write_results(runs: dict[str, list[dict]], seeds: list[int], variants: list[
                "runs": {task: [{k: r[k] for k in ("accuracy", "digit_fid", "seconds", "wall_seconds", "data")}
                                for r in reports] for task, reports in runs.items()}}
     stem = report_name(first["settings"]["method"])
-    write_report(out, stem, payload, markdown(payload, variants))
-    write_examples(runs, records, out / f"{stem}_examples.png")
+    examples = out / f"{stem}_examples.png"
+    written = write_examples(runs, records, examples)
+    write_report(out, stem, payload, markdown(payload, variants, examples.name if written else None))
 
 
 def splits(runs: dict[str, list[dict]]) -> dict:
@@ -288,7 +291,7 @@ def splits(runs: dict[str, list[dict]]) -> dict:
             test.append(data_split(target, "test", None, "all of it"))
     settings = next(r for reports in runs.values() for r in reports)["settings"]
     chose = ["the headline row of each direction (the protocol's rule)"]
-    if set(settings["variants"]) - {"discriminator_head"}:  # the head trains with the translator, not for N steps
+    if set(settings["variants"]) - TRAINED_WITH_TRANSLATOR:
         chose.append("classifier steps (6000, not 2000)")
     if settings["method"] == "unit":
         chose.append("the translator config: unit_adaptation against unit_digits (see probes/unit_adaptation_config: "
@@ -296,13 +299,13 @@ def splits(runs: dict[str, list[dict]]) -> dict:
     return splits_record(selection, test, chose)
 
 
-def markdown(payload: dict, variants: list[str]) -> str:
+def markdown(payload: dict, variants: list[str], examples: str | None) -> str:
     s = payload["settings"]
     config = translator_config_name(AdaptationSettings(**s))
     steps = sorted({n for row in payload["table"].values() for n in row["translator_steps"]})
     semantic = payload.get("semantic_consistency")
     unit = s["method"] == "unit"
-    classifiers = set(variants) - {"discriminator_head"}  # the head trains with the translator
+    classifiers = set(variants) - TRAINED_WITH_TRANSLATOR
     lines = [
         f"# Digit domain adaptation with {s['method'].upper()} (MNIST <-> USPS)", "",
         *(["> **`--quick` run: tiny budgets that only check the script end to end. These figures are NOT "
@@ -350,8 +353,7 @@ def markdown(payload: dict, variants: list[str]) -> str:
                                                  if v != "target_supervised") + " |")
     lines += ["", "Translator steps reached per run: "
               + "; ".join(f"{t}: {row['translator_steps']}" for t, row in payload["table"].items()) + ".",
-              "", "Examples (source test digits above their translations): "
-              f"{report_name(payload['settings']['method'])}_examples.png."]
+              *(["", f"Examples (source test digits above their translations): {examples}."] if examples else [])]
     lines += curve_lines(payload)
     return "\n".join(lines) + "\n"
 
@@ -376,20 +378,22 @@ def curve_lines(payload: dict) -> list[str]:
     return lines
 
 
-def write_examples(runs: dict[str, list[dict]], records: Path, path: Path) -> None:
+def write_examples(runs: dict[str, list[dict]], records: Path, path: Path) -> bool:
+    """One picture of the runs' example translations; False (nothing written) when no run translated."""
     from PIL import Image
 
     pictures = [records / f"{task.replace('->', '2')}_seed{reports[0]['settings']['seed']}.png"
                 for task, reports in runs.items() if reports]
     pictures = [Image.open(p).convert("RGB") for p in pictures if p.is_file()]
     if not pictures:
-        return
+        return False
     sheet = Image.new("RGB", (max(p.width for p in pictures), sum(p.height for p in pictures)), "white")
     top = 0
     for picture in pictures:
         sheet.paste(picture, (0, top))
         top += picture.height
     sheet.save(path)
+    return True
 
 
 if __name__ == "__main__":
