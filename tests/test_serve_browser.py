@@ -26,8 +26,8 @@ pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"no headless browser to d
 
 if not MISSING:
     from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
 
@@ -72,10 +72,15 @@ def browser():
 
 
 def click_and_wait(driver, by: str, what: str) -> None:
-    """Click a submit button and wait until the answer replaced the page."""
-    page = driver.find_element(By.TAG_NAME, "html")
+    """Click a submit button and wait until the answer replaced the page and finished loading.
+
+    The old page is told apart by a mark set on its window, not by an element handle: Chromium answers a handle
+    into a replaced page sometimes as stale and sometimes with an inspector error, and a script run mid-navigation
+    can fail too, so every WebDriver error while waiting only means "not yet"."""
+    driver.execute_script("window.unpairedOldPage = true")
     driver.find_element(by, what).click()
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 60, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script("return !window.unpairedOldPage && document.readyState === 'complete'"))
 
 
 class NetworkLog:
