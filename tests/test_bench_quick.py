@@ -43,7 +43,9 @@ def test_quick_adaptation_benchmark_writes_its_report(tmp_path, tiny_digits):
     adaptation.main(["--quick", "--threads", "1", "--out", str(out), *[a for o in tiny for a in ("--set", o)]])
     record = json.loads((out / "adaptation.json").read_text())
     assert record["quick"] and record["seeds"] == [0] and set(record["table"]) == {"mnist->usps", "usps->mnist"}
-    assert "NOT measurements" in (out / "adaptation.md").read_text()
+    text = (out / "adaptation.md").read_text()
+    assert "NOT measurements" in text and "| UNIT paper | target | met |" in text
+    assert record["table"]["mnist->usps"]["paper"] == 0.9597 and record["table"]["mnist->usps"]["target"] == 0.965
 
 
 def test_quick_cogan_adaptation_gives_head_accuracy_against_wall_time(tmp_path, tiny_digits):
@@ -62,6 +64,8 @@ def test_quick_cogan_adaptation_gives_head_accuracy_against_wall_time(tmp_path, 
     assert curve[0]["seconds"] > 0 and row["reference_points"][0]["accuracy"] == 0.760
     text = (out / "adaptation_cogan.md").read_text()
     assert "discriminator head accuracy against training time" in text and "official CoGAN code" in text
+    assert "| target | met" not in text and row["paper"] is None and row["target"] is None  # UNIT's figures are not
+    # CoGAN's: its paper's figures are reference points under its curve
 
 
 def test_quick_precision_quality_benchmark_writes_its_report(tmp_path, tiny_digits):
