@@ -18,17 +18,24 @@ What it does, in order:
      the landmarks of a flipped digit and the flipped landmarks of the digit (normalised units);
    - reference rows: the untranslated A digit, the A digit given B's appearance with A's shape (what a perfect
      shape-keeping translator would output), and the truth itself.
-   Per method: mean and standard deviation over seeds. **Verdict** "clearly above": TransGaGa's IoU is above
+   Per method: mean and standard deviation over the seeds run. **Verdict** "clearly above": TransGaGa's IoU is above
    every other method's in every seed (its lowest seed above their highest) and its mean exceeds theirs by more
    than twice the larger of the two seed standard deviations.
 5. A picture (OUT/transgaga_digits.png): inputs, truth and each method's output (first seed), TransGaGa's
    landmarks drawn; and a smoke grid on the AFHQ cat and CelebA-HQ face samples (64 px, ``--smoke-steps``)
    with landmarks drawn (OUT/transgaga_faces.png), skipped when the samples are absent.
 
-Writes OUT/transgaga.json and OUT/transgaga.md. ``--quick`` runs every stage with tiny budgets to check the script
-end to end; its figures mean nothing, so it writes to a fresh temporary folder (never bench/results).
+Writes OUT/transgaga.json and OUT/transgaga.md, after every run (a cut-short benchmark still reports, marked
+partial). Each finished run leaves a record in OUT/transgaga_runs (its scores, training figures and machine, and
+its first digits as a PNG strip), committed with the report; a later invocation with the same settings reuses the
+record instead of training again. So the 12 runs of the default (~3 hours) may take several sittings, each on a
+quiet CPU: ``--seeds 0`` in one, ``--seeds 0,1,2`` in the next (seed 0 reused). The report lists every run's
+machine: a run's wall-time budget buys more steps on a faster CPU, so the methods are compared within a seed, whose
+four runs come from one sitting. ``--quick`` runs every stage with tiny budgets to check the script end to end; its
+figures mean nothing, so it writes to a fresh temporary folder (never bench/results).
 
     python bench/transgaga.py [--minutes 15] [--seeds 0,1,2] [--eval 2000] [--threads 2] [--set KEY=VALUE ...]
+    python bench/transgaga.py --records-only   # trains nothing: the report from the runs recorded so far
     python bench/transgaga.py --quick
 """
 
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shutil
 import statistics
 import sys
@@ -43,12 +51,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     QUIET,
     add_output_options,
+    cpu_description,
     provenance,
     report_header,
     resolve_output_folders,
@@ -69,19 +79,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=15.0, help="training wall-time per run (0: steps only)")
     parser.add_argument("--steps", type=int, default=100000, help="training steps per run (the other cap)")
-    parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
+    parser.add_argument("--seeds", default=None, help="training seeds, comma-separated (default 0,1,2; --quick: 0)")
     parser.add_argument("--eval", type=int, default=2000, help="MNIST test digits scored")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--judge-steps", type=int, default=3000, help="training steps of the domain-B judge")
     parser.add_argument("--smoke-steps", type=int, default=300, help="steps of the cat <-> face smoke run")
+    parser.add_argument("--records-only", action="store_true",
+                        help="train nothing: the report from the runs recorded in OUT/transgaga_runs so far")
     add_output_options(parser, "transgaga")
     args = parser.parse_args(argv)
     if args.quick:
         args.minutes, args.steps, args.eval, args.judge_steps, args.smoke_steps = 0.0, 2, 12, 10, 2
-        args.seeds = "0"
         args.overrides = ["model.dim=8", "model.dis_dim=8", "model.n_res=2", "model.dis_layers=2",
                           "model.dis_scales=1", "model.mlp_dim=16", "model.transformer_dim=16", "train.batch_size=4",
                           *args.overrides]
+    args.seeds = args.seeds or ("0" if args.quick else "0,1,2")
     args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
     resolve_output_folders(parser, args, "transgaga")
     return args
@@ -133,15 +145,19 @@ def score(outputs: torch.Tensor, truth: torch.Tensor, labels: torch.Tensor, judg
 def translations(translator: Any, inputs: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """a -> b of uint8 inputs (3 channels, as the folders are read), float in [-1, 1]; a method that draws
     appearances draws them from seed 0, the same for every input."""
+    from unpaired.images import to_float
+
     options = {"seed": 0} if "seed" in translator.method.translate_options else {}
-    return torch.cat([translator.translate(inputs[i:i + batch].float() / 127.5 - 1, "a2b", **options).float().cpu()
+    return torch.cat([translator.translate(to_float(inputs[i:i + batch]), "a2b", **options).float().cpu()
                       for i in range(0, len(inputs), batch)])
 
 
 @torch.no_grad()
 def flip_equivariance(method: Any, inputs: torch.Tensor) -> float:
     """Mean distance between E^g(flip(x)) and flip(E^g(x)) (horizontal flip: x -> -x), normalised units."""
-    x = inputs.float() / 127.5 - 1
+    from unpaired.images import to_float
+
+    x = to_float(inputs)
     points = method.landmarks("a", x)
     flipped = method.landmarks("a", x.flip(-1))
     mirrored = points * torch.tensor([-1.0, 1.0])
@@ -169,22 +185,69 @@ def verdict(table: dict[str, Any]) -> dict[str, Any]:
                     "larger seed standard deviation"}
 
 
-def digit_picture(inputs: torch.Tensor, truth: torch.Tensor, outputs: dict[str, torch.Tensor], method: Any,
-                  path: Path) -> Path:
-    from unpaired.images import save_grid
+def picture_rows(name: str, method: Any, inputs: torch.Tensor, outputs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The rows one run adds to the picture: its outputs, and for a method with landmarks, those of the inputs and
+    of the outputs drawn over them."""
+    from unpaired.images import to_float
     from unpaired.nn.landmarks import overlay_landmarks
 
-    x = inputs.float() / 127.5 - 1
-    rows = {"input A": x, "truth B": truth.float() / 127.5 - 1}
-    rows.update({name: out for name, out in outputs.items()})
-    with torch.no_grad():
-        rows["A landmarks"] = overlay_landmarks(x, method.landmarks("a", x))
-        rows["out landmarks"] = overlay_landmarks(outputs["transgaga"], method.translated_landmarks(x, "a2b"))
-    return save_grid({k: v.clamp(-1, 1) for k, v in rows.items()}, path)
+    rows = {name: outputs}
+    if hasattr(method, "landmarks"):
+        x = to_float(inputs)
+        with torch.no_grad():
+            rows["A landmarks"] = overlay_landmarks(x, method.landmarks("a", x))
+            rows["out landmarks"] = overlay_landmarks(outputs, method.translated_landmarks(x, "a2b"))
+    return rows
 
 
-def faces_smoke(args: argparse.Namespace, work: Path, out: Path) -> dict[str, Any]:
-    """A short TransGaGa run on the cat and face samples at 64 px, and a grid with the landmarks drawn."""
+def save_strip(rows: dict[str, torch.Tensor], path: Path) -> None:
+    """Rows of equal-size images in [-1, 1], side by side and stacked without labels or gaps (``load_strip`` reads
+    them back, as uint8), written atomically."""
+    from PIL import Image
+
+    from unpaired.images import to_uint8
+
+    bands = [np.concatenate(list(to_uint8(images.clamp(-1, 1))), axis=1) for images in rows.values()]
+    partial = path.with_suffix(".partial.png")
+    Image.fromarray(np.concatenate(bands, axis=0)).save(partial)
+    partial.replace(path)
+
+
+def load_strip(path: Path, names: list[str]) -> dict[str, torch.Tensor]:
+    from PIL import Image
+
+    from unpaired.images import to_float
+
+    with Image.open(path) as image:
+        array = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+    return {name: to_float(torch.stack(band.split(SIZE, dim=2)))
+            for name, band in zip(names, array.split(SIZE, dim=1), strict=True)}
+
+
+def run_settings(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """What a run's figures depend on: its record is reused only when all of these are the same."""
+    return {"method": name, "config": METHODS[name], "seed": seed, "minutes": args.minutes, "max_steps": args.steps,
+            "eval": args.eval, "judge_steps": args.judge_steps, "threads": args.threads,
+            "overrides": fitting_overrides(name, args.overrides)}
+
+
+def write_json(path: Path, record: dict[str, Any]) -> None:
+    partial = path.with_suffix(".partial.json")
+    partial.write_text(json.dumps(record, indent=2) + "\n")
+    partial.replace(path)
+
+
+def recorded(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The record at ``path`` if it was measured with exactly ``settings``."""
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record if record["settings"] == settings else None
+
+
+def faces_smoke(args: argparse.Namespace, work: Path, out: Path, records: Path) -> dict[str, Any]:
+    """A short TransGaGa run on the cat and face samples at 64 px, and a grid with the landmarks drawn (its record
+    reused when the grid is there and the settings are the same)."""
     from PIL import Image
 
     from unpaired.config import build_config
@@ -194,6 +257,13 @@ def faces_smoke(args: argparse.Namespace, work: Path, out: Path) -> dict[str, An
     from unpaired.nn.landmarks import overlay_landmarks
     from unpaired.training.trainer import Trainer
 
+    settings = {"smoke_steps": args.smoke_steps, "overrides": fitting_overrides("transgaga", args.overrides)}
+    done = recorded(records / "faces_smoke.json", settings)
+    if done and (out / done["grid"]).is_file():
+        print("cat <-> face smoke run: reused its record", flush=True)
+        return done
+    if args.records_only:
+        return {"skipped": "not recorded yet (--records-only trains nothing)"}
     root = data_root()
     missing = [str(root / name) for name, _ in FACES.values() if not (root / name).is_dir()]
     if missing:
@@ -227,20 +297,22 @@ def faces_smoke(args: argparse.Namespace, work: Path, out: Path) -> dict[str, An
             rows[f"{source} + marks"] = overlay_landmarks(x, method.landmarks(source, x))
             rows[f"{direction} + marks"] = overlay_landmarks(y, method.translated_landmarks(x, direction))
     grid = save_grid({k: v.clamp(-1, 1) for k, v in rows.items()}, out / "transgaga_faces.png")
-    return {"steps": result.step, "seconds": round(result.seconds, 1), "grid": grid.name,
-            "run_dir": str(result.run_dir)}
+    done = {"settings": settings, "steps": result.step, "seconds": round(result.seconds, 1), "grid": grid.name,
+            "run_dir": str(result.run_dir), "machine": cpu_description()}
+    write_json(records / "faces_smoke.json", done)
+    return done
 
 
 def main(argv: list[str] | None = None) -> None:
     from unpaired.data import data_root
     from unpaired.data.warped_digits import load_warped_digits, restyle, write_warped_digits
-    from unpaired.inference import load
     from unpaired.metrics.digits import accuracy, cached_digit_judge
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    args.out.mkdir(parents=True, exist_ok=True)
+    records = args.out / "transgaga_runs"
+    records.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {**provenance("transgaga.py", argv), "quick": args.quick, "seeds": args.seed_list,
                               "budget": {"minutes": args.minutes, "max_steps": args.steps}}
@@ -261,28 +333,64 @@ def main(argv: list[str] | None = None) -> None:
         "truth": score(test.b, test.b, test.labels_a, judge),
     }
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in METHODS}
-    first_outputs: dict[str, torch.Tensor] = {}
-    landmark_model = None
-    for seed in args.seed_list:
+    record["faces_smoke"] = {"skipped": "not run yet"}
+    for seed in args.seed_list:  # seed-major: the four methods of one seed run in one sitting, on one machine
         for name in METHODS:
-            run = train(name, seed, data, args, args.work / "runs")
-            translator = load(run["checkpoint"], device="cpu")
-            outputs = translations(translator, inputs)
-            run["scores"] = score(outputs, test.b, test.labels_a, judge)
-            if name == "transgaga":
-                run["scores"]["flip_equivariance"] = flip_equivariance(translator.method, inputs[:500])
-                landmark_model = landmark_model or translator.method
-            first_outputs.setdefault(name, outputs[:GRID_DIGITS])
+            path = records / f"{name}_seed{seed}.json"
+            run = recorded(path, run_settings(name, seed, args))
+            if run is not None:
+                print(f"{name} seed {seed}: reused {path}", flush=True)
+            elif args.records_only:
+                continue
+            else:
+                run = measure(name, seed, args, data, inputs, test, judge)
+                save_strip(run.pop("picture"), path.with_suffix(".png"))
+                write_json(path, run)
+                print(name, seed, run["scores"], flush=True)
             runs[name].append(run)
-            print(name, seed, run["scores"], flush=True)
+            write_results(record, runs, args, test, started)
+    record["faces_smoke"] = faces_smoke(args, args.work, args.out, records)
+    write_results(record, runs, args, test, started)
+
+
+def measure(name: str, seed: int, args: argparse.Namespace, data: Path, inputs: torch.Tensor, test: Any,
+            judge: Any) -> dict[str, Any]:
+    """Train one run and score it: its record, with the rows it adds to the picture under "picture"."""
+    from unpaired.inference import load
+
+    run = {"settings": run_settings(name, seed, args), "machine": cpu_description(), **train(name, seed, data, args,
+                                                                                      args.work / "runs")}
+    translator = load(run["checkpoint"], device="cpu")
+    outputs = translations(translator, inputs)
+    run["scores"] = score(outputs, test.b, test.labels_a, judge)
+    if hasattr(translator.method, "landmarks"):
+        run["scores"]["flip_equivariance"] = flip_equivariance(translator.method, inputs[:500])
+    run["picture"] = picture_rows(name, translator.method, inputs[:GRID_DIGITS], outputs[:GRID_DIGITS])
+    run["rows"] = list(run["picture"])
+    return run
+
+
+def write_results(record: dict[str, Any], runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace,
+                  test: Any, started: float) -> None:
+    """The report over the runs recorded so far, and its picture (the first seed's run of each method)."""
+    from unpaired.images import save_grid, to_float
+
+    done = {name: rows for name, rows in runs.items() if rows}
     record["runs"] = runs
-    record["table"] = {name: {metric: spread([r["scores"][metric] for r in rows])
-                              for metric in rows[0]["scores"]} for name, rows in runs.items()}
-    record["verdict"] = verdict(record["table"])
-    digit_picture(inputs[:GRID_DIGITS], test.b[:GRID_DIGITS], first_outputs, landmark_model,
-                  args.out / "transgaga_digits.png")
-    record["faces_smoke"] = faces_smoke(args, args.work, args.out)
+    record["complete"] = all(len(rows) == len(args.seed_list) for rows in runs.values())
+    record["table"] = {name: {metric: spread([r["scores"][metric] for r in rows]) for metric in rows[0]["scores"]}
+                       for name, rows in done.items()}
+    record["verdict"] = verdict(record["table"]) if len(done) == len(METHODS) else None
     record["total_seconds"] = round(time.perf_counter() - started, 1)
+    if done:
+        pictures = {"input A": to_float(test.a[:GRID_DIGITS]), "truth B": to_float(test.b[:GRID_DIGITS])}
+        extras: dict[str, torch.Tensor] = {}
+        for name, rows in done.items():
+            strip = load_strip(args.out / "transgaga_runs" / f"{name}_seed{rows[0]['settings']['seed']}.png",
+                               rows[0]["rows"])
+            pictures[name] = strip.pop(name)
+            extras.update(strip)
+        save_grid({**pictures, **extras}, args.out / "transgaga_digits.png")
     write_report(args.out, "transgaga", record, render(record))
 
 
@@ -290,21 +398,33 @@ def render(r: dict[str, Any]) -> str:
     lines = report_header("TransGaGa on warped digits: A -> B against the truth", r)
     budget = r["budget"]
     lines += [f"Budget per run: {budget['minutes']:g} min or {budget['max_steps']} steps, whichever ends first; "
-              f"seeds {', '.join(map(str, r['seeds']))}; each method's shipped digits config at 32 px.  ",
+              f"seeds {', '.join(map(str, r['seeds']))}; each method's shipped digits config at 32 px; "
+              f"{sum(run['seconds'] for rows in r['runs'].values() for run in rows) / 60:.0f} min of training in "
+              "the runs recorded (this invocation's own time is above).  ",
               f"Judge (trained on domain B's training digits): {r['judge']['accuracy_on_true_b_test']:.4f} on the "
               "true B test digits.", "",
               "| method | IoU to truth (mean +- sd over seeds) | L1 to truth | class kept | landmark flip error |",
               "|---|---|---|---|---|"]
+    if not r["complete"]:
+        lines[-2:-2] = [f"**Partial**: {sum(map(len, r['runs'].values()))} of {len(r['seeds']) * len(r['runs'])} "
+                        "runs recorded so far.", ""]
     for name, row in r["table"].items():
         flip = f"{row['flip_equivariance']['mean']:.3f}" if "flip_equivariance" in row else "n/a (no landmarks)"
         lines.append(f"| {name} | {row['iou']['mean']:.3f} +- {row['iou']['std']:.3f} | {row['l1']['mean']:.3f} | "
                      f"{row['class_kept']['mean']:.3f} | {flip} |")
     for name, row in r["references"].items():
         lines.append(f"| *{name}* | {row['iou']:.3f} | {row['l1']:.3f} | {row['class_kept']:.3f} | |")
-    checks = r["verdict"]["clearly_above"]
-    lines += ["", f"Clearly above ({r['verdict']['rule']}): "
-              + ", ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in checks.items()) + ".", "",
-              "Picture: transgaga_digits.png (inputs, truth, each method's output, TransGaGa's landmarks)."]
+    if r["verdict"]:
+        lines += ["", f"Clearly above ({r['verdict']['rule']}): " + ", ".join(
+            f"{name}: {'yes' if ok else 'no'}" for name, ok in r["verdict"]["clearly_above"].items()) + "."]
+    lines += ["", "Picture: transgaga_digits.png (inputs, truth, each method's output of its first seed run, "
+              "TransGaGa's landmarks).", "",
+              "The runs (each a record in transgaga_runs/; the budget buys more steps on a faster machine, so compare "
+              "methods within a seed):", "",
+              "| method | seed | steps | train images/s | precision | machine |", "|---|---|---|---|---|---|"]
+    lines += [f"| {name} | {run['settings']['seed']} | {run['steps']} | {run['images_per_second']:.1f} | "
+              f"{run['precision']} | {run['machine']} |" for name, rows in r["runs"].items() for run in rows]
+    lines.append("")
     smoke = r["faces_smoke"]
     lines.append(f"Cat <-> face smoke run: {smoke['skipped']}" if "skipped" in smoke else
                  f"Cat <-> face smoke run: {smoke['steps']} steps in {smoke['seconds']:.0f} s, {smoke['grid']}.")

@@ -103,7 +103,7 @@ def test_quick_leaderboard_writes_its_report(tmp_path, tiny_digits):
     assert "the numbers mean nothing" in (out / "leaderboard.md").read_text()
 
 
-def test_quick_transgaga_benchmark_writes_its_report(tmp_path, tiny_digits):
+def test_quick_transgaga_benchmark_writes_its_report_and_reuses_its_runs(tmp_path, tiny_digits, monkeypatch):
     import transgaga
 
     out = tmp_path / "out"
@@ -117,3 +117,15 @@ def test_quick_transgaga_benchmark_writes_its_report(tmp_path, tiny_digits):
     assert set(record["verdict"]["clearly_above"]) == {"cyclegan", "unit", "munit"}
     assert "skipped" in record["faces_smoke"]  # no AFHQ/CelebA-HQ samples in the tiny data root
     assert "NOT measurements" in (out / "transgaga.md").read_text() and (out / "transgaga_digits.png").is_file()
+    assert record["complete"] and (out / "transgaga_runs" / "transgaga_seed0.png").is_file()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a recorded run was trained again")
+
+    monkeypatch.setattr(transgaga, "train", refuse)  # a later sitting reuses every run recorded with its settings
+    transgaga.main(["--quick", "--threads", "1", "--out", str(out)])
+    assert json.loads((out / "transgaga.json").read_text())["table"] == record["table"]
+    transgaga.main(["--quick", "--threads", "1", "--out", str(out), "--seeds", "0,1", "--records-only"])
+    partial = json.loads((out / "transgaga.json").read_text())  # seed 1 not run yet: reported as partial
+    assert not partial["complete"] and [len(rows) for rows in partial["runs"].values()] == [1, 1, 1, 1]
+    assert "**Partial**: 4 of 8 runs recorded so far." in (out / "transgaga.md").read_text()
