@@ -116,7 +116,11 @@ def train(method: str, seed: int, data: Path, args: argparse.Namespace, work: Pa
                  f"train.max_steps={args.steps}", f"train.max_minutes={args.minutes or 'null'}",
                  f"train.checkpoint_every={args.steps}", f"train.sample_every={args.steps}", *QUIET,
                  *fitting_overrides(method, args.overrides)]
-    trainer = Trainer(build_config(method, [METHODS[method]], overrides), work / f"{method}_seed{seed}")
+    folder = work / f"{method}_seed{seed}"
+    if folder.exists():  # a run stopped before its record was written: a wall-time budget cannot be resumed
+        print(f"{folder}: an unfinished earlier run, removed: this one starts afresh", flush=True)
+        shutil.rmtree(folder)
+    trainer = Trainer(build_config(method, [METHODS[method]], overrides), folder)
     print(f"training {method} seed {seed}: {args.minutes:g} min or {args.steps} steps", flush=True)
     result = trainer.fit()
     return {"checkpoint": str(result.checkpoint), "steps": result.step, "seconds": round(result.seconds, 1),
@@ -334,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in METHODS}
     record["faces_smoke"] = {"skipped": "not run yet"}
-    for seed in args.seed_list:  # seed-major: the four methods of one seed run in one sitting, on one machine
+    for seed in args.seed_list:  # seed-major: a sitting cut short has whole seeds, each seed's runs close in time
         for name in METHODS:
             path = records / f"{name}_seed{seed}.json"
             run = recorded(path, run_settings(name, seed, args))
