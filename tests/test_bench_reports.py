@@ -15,10 +15,7 @@ import common
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
-CHOOSING_REPORTS = ["adaptation", "adaptation_cogan", "tunit",
-                    pytest.param("munit", marks=pytest.mark.xfail(
-                        strict=True, reason="munit.json predates the held-out evaluation (its config was chosen "
-                                            "on the digits it reports); it needs a new run of bench/munit.py"))]
+CHOOSING_REPORTS = ["adaptation", "adaptation_cogan", "tunit", "munit"]
 
 
 @pytest.mark.parametrize("name", CHOOSING_REPORTS)
