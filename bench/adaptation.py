@@ -50,12 +50,14 @@ from common import (
     add_quick_option,
     cpu_name,
     data_split,
+    recorded,
     resolve_output_folders,
     splits_lines,
     splits_record,
     write_report,
 )
 
+from unpaired.io import atomic_json
 from unpaired.methods import METHODS
 from unpaired.metrics.adaptation import (
     ENSEMBLES,
@@ -68,6 +70,8 @@ from unpaired.metrics.adaptation import (
     translator_config_name,
 )
 
+DEFAULT_METHOD = "unit"
+"""The protocol's translator (UNIT's digit table); its report is ``adaptation``."""
 TARGET_SEEDS = 3
 """Seeds a target is judged on; with fewer, ``met`` stays empty."""
 
@@ -103,6 +107,10 @@ READ_BESIDE = {
 }
 
 
+def read_beside(method: str) -> ReadBeside:
+    return READ_BESIDE.get(method, ReadBeside())
+
+
 TRAINED_WITH_TRANSLATOR = {"discriminator_head"}
 """Rows trained with the translator itself, not as separate classifiers of ``--classifier-steps`` steps."""
 ROW_NOTES = {
@@ -136,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--translator-minutes", type=float, default=AdaptationSettings.translator_minutes)
     parser.add_argument("--classifier-steps", type=int, default=AdaptationSettings.classifier_steps)
-    parser.add_argument("--method", default="unit", help="translator method (cogan: its own adaptation, see above)")
+    parser.add_argument("--method", default=DEFAULT_METHOD,
+                        help="translator method (cogan: its own adaptation, see above)")
     parser.add_argument("--variants", default=None,
                         help="rows (default: the protocol's; source_only,discriminator_head,target_supervised for a "
                              "method that translates by an optimisation per image)")
@@ -187,8 +196,8 @@ def main(argv: list[str] | None = None) -> None:
                                           classifier_steps=args.classifier_steps, fid_steps=args.fid_steps,
                                           overrides=args.overrides, **quick)
             record = records / f"{name}.json"
-            if record.is_file() and json.loads(record.read_text())["settings"] == asdict(settings):
-                report = json.loads(record.read_text())  # measured earlier with these exact settings
+            report = recorded(record, asdict(settings))
+            if report is not None:  # measured earlier with these exact settings
                 print(f"{task} seed {seed}: reused {record}", flush=True)
             elif args.records_only:
                 continue
@@ -205,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
                     row.pop("trace", None)
                 if args.curve_every and "discriminator_head" in variants:
                     report["curve"] = head_curve(folder / "translator", settings)
-                record.write_text(json.dumps(report, indent=2))
+                atomic_json(record, report)
                 if (folder / "examples.png").is_file():
                     shutil.copyfile(folder / "examples.png", records / f"{name}.png")
             runs[task].append(report)
@@ -218,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
 def report_name(method: str) -> str:
     """UNIT's table is ``adaptation``; another method's own adaptation gets its own report beside it, so a run of
     ``--method cogan`` never overwrites UNIT's."""
-    return "adaptation" if method == "unit" else f"adaptation_{method}"
+    return "adaptation" if method == DEFAULT_METHOD else f"adaptation_{method}"
 
 
 def head_curve(run_dir: Path, settings: AdaptationSettings) -> list[dict]:
@@ -265,7 +274,7 @@ def write_results(runs: dict[str, list[dict]], seeds: list[int], variants: list[
         fids = [r["digit_fid"]["translated_vs_target_test"] for r in reports if r.get("digit_fid")]
         untranslated = [r["digit_fid"]["untranslated_vs_target_test"] for r in reports if r.get("digit_fid")]
         complete = len(reports) == len(seeds)
-        beside = READ_BESIDE.get(reports[0]["settings"]["method"], ReadBeside())
+        beside = read_beside(reports[0]["settings"]["method"])
         table[task] = {
             "accuracy": rows,
             "source_validation": validation,
@@ -311,7 +320,7 @@ def splits(runs: dict[str, list[dict]]) -> dict:
     chose = ["the headline row of each direction (the protocol's rule)"]
     if set(settings["variants"]) - TRAINED_WITH_TRANSLATOR:
         chose.append("classifier steps (6000, not 2000)")
-    config_choice = READ_BESIDE.get(settings["method"], ReadBeside()).config_choice
+    config_choice = read_beside(settings["method"]).config_choice
     if config_choice:
         chose.append(config_choice)
     return splits_record(selection, test, chose)
@@ -322,7 +331,7 @@ def markdown(payload: dict, variants: list[str], examples: str | None) -> str:
     config = translator_config_name(AdaptationSettings(**s))
     steps = sorted({n for row in payload["table"].values() for n in row["translator_steps"]})
     semantic = payload.get("semantic_consistency")
-    beside = READ_BESIDE.get(s["method"], ReadBeside())
+    beside = read_beside(s["method"])
     columns = bool(beside.paper or beside.targets)  # the paper, target and met columns
     classifiers = set(variants) - TRAINED_WITH_TRANSLATOR
     lines = [

@@ -352,6 +352,15 @@ def splits_lines(splits: dict[str, Any]) -> list[str]:
             ""]
 
 
+def recorded(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The run record (JSON) at ``path`` if it was measured with exactly ``settings`` (its "settings" key), else
+    None: a benchmark of several sittings reuses such a record instead of running it again."""
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("settings") == settings else None
+
+
 def write_report(out: Path, name: str, record: dict[str, Any], markdown: str) -> None:
     """OUT/NAME.json (the record) and OUT/NAME.md (its report), creating OUT; the report is also printed."""
     out.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shutil
 import statistics
 import sys
@@ -60,6 +59,7 @@ from common import (
     add_output_options,
     cpu_description,
     provenance,
+    recorded,
     report_header,
     resolve_output_folders,
     write_report,
@@ -210,11 +210,11 @@ def save_strip(rows: dict[str, torch.Tensor], path: Path) -> None:
     from PIL import Image
 
     from unpaired.images import to_uint8
+    from unpaired.io import atomic_write
 
     bands = [np.concatenate(list(to_uint8(images.clamp(-1, 1))), axis=1) for images in rows.values()]
-    partial = path.with_suffix(".partial.png")
-    Image.fromarray(np.concatenate(bands, axis=0)).save(partial)
-    partial.replace(path)
+    strip = Image.fromarray(np.concatenate(bands, axis=0))
+    atomic_write(path, lambda handle: strip.save(handle, format="PNG"))
 
 
 def load_strip(path: Path, names: list[str]) -> dict[str, torch.Tensor]:
@@ -235,20 +235,6 @@ def run_settings(name: str, seed: int, args: argparse.Namespace) -> dict[str, An
             "overrides": fitting_overrides(name, args.overrides)}
 
 
-def write_json(path: Path, record: dict[str, Any]) -> None:
-    partial = path.with_suffix(".partial.json")
-    partial.write_text(json.dumps(record, indent=2) + "\n")
-    partial.replace(path)
-
-
-def recorded(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """The record at ``path`` if it was measured with exactly ``settings``."""
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text())
-    return record if record["settings"] == settings else None
-
-
 def faces_smoke(args: argparse.Namespace, work: Path, out: Path, records: Path) -> dict[str, Any]:
     """A short TransGaGa run on the cat and face samples at 64 px, and a grid with the landmarks drawn (its record
     reused when the grid is there and the settings are the same)."""
@@ -258,6 +244,7 @@ def faces_smoke(args: argparse.Namespace, work: Path, out: Path, records: Path) 
     from unpaired.data import data_root, list_images
     from unpaired.images import save_grid
     from unpaired.inference import load
+    from unpaired.io import atomic_json
     from unpaired.nn.landmarks import overlay_landmarks
     from unpaired.training.trainer import Trainer
 
@@ -303,13 +290,14 @@ def faces_smoke(args: argparse.Namespace, work: Path, out: Path, records: Path) 
     grid = save_grid({k: v.clamp(-1, 1) for k, v in rows.items()}, out / "transgaga_faces.png")
     done = {"settings": settings, "steps": result.step, "seconds": round(result.seconds, 1), "grid": grid.name,
             "run_dir": str(result.run_dir), "machine": cpu_description()}
-    write_json(records / "faces_smoke.json", done)
+    atomic_json(records / "faces_smoke.json", done)
     return done
 
 
 def main(argv: list[str] | None = None) -> None:
     from unpaired.data import data_root
     from unpaired.data.warped_digits import load_warped_digits, restyle, write_warped_digits
+    from unpaired.io import atomic_json
     from unpaired.metrics.digits import accuracy, cached_digit_judge
 
     args = parse_args(argv)
@@ -349,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 run = measure(name, seed, args, data, inputs, test, judge)
                 save_strip(run.pop("picture"), path.with_suffix(".png"))
-                write_json(path, run)
+                atomic_json(path, run)
                 print(name, seed, run["scores"], flush=True)
             runs[name].append(run)
             write_results(record, runs, args, test, started)
