@@ -12,6 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+# The process's umask, read once at import (reading it means setting it, which is not thread-safe later on).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):  # some file systems do not support directory fsync
@@ -46,6 +50,7 @@ def atomic_write(path: Path, write: Any) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from the group; open()'s mode instead
     except OSError as err:
         raise OSError(err.errno, err.strerror, str(path)) from err
     try:
