@@ -103,6 +103,22 @@ def test_quick_leaderboard_writes_its_report(tmp_path, tiny_digits):
     assert "the numbers mean nothing" in (out / "leaderboard.md").read_text()
 
 
+def test_transgaga_verdict_needs_a_clear_iou_gap_and_the_class_kept():
+    import transgaga
+
+    def row(iou: float, class_kept: float, spread: float = 0.0) -> dict:
+        return {"iou": {"mean": iou, "std": spread, "min": iou - spread, "max": iou + spread},
+                "class_kept": {"mean": class_kept}}
+
+    # cyclegan: a clear IoU gap, but TransGaGa loses the digit (a blob where warped digits lie); munit: gap too small
+    table = {"transgaga": row(0.5, 0.3), "cyclegan": row(0.3, 0.4), "unit": row(0.3, 0.3),
+             "munit": row(0.45, 0.1, 0.03)}
+    found = transgaga.verdict(table)
+    assert found["iou_clearly_above"] == {"cyclegan": True, "unit": True, "munit": False}
+    assert found["class_kept_at_least"] == {"cyclegan": False, "unit": True, "munit": True}
+    assert found["clearly_above"] == {"cyclegan": False, "unit": True, "munit": False} and not found["all"]
+
+
 def test_quick_transgaga_benchmark_writes_its_report_and_reuses_its_runs(tmp_path, tiny_digits, monkeypatch):
     import transgaga
 
