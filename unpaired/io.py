@@ -50,7 +50,8 @@ def atomic_write(path: Path, write: Any) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from the group; open()'s mode instead
+        if hasattr(os, "fchmod"):  # POSIX (Windows has no group bits to fix)
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from the group: open()'s mode
     except OSError as err:
         raise OSError(err.errno, err.strerror, str(path)) from err
     try:
