@@ -415,9 +415,10 @@ def render(r: dict[str, Any]) -> str:
         lines.append(f"| *{name}* | {row['iou']:.3f} | {row['l1']:.3f} | {row['class_kept']:.3f} | |")
     if r["verdict"]:
         v = r["verdict"]
+        yes = {True: "yes", False: "no"}
         lines += ["", f"Clearly above ({v['rule']}): " + ", ".join(
-            f"{name}: {'yes' if ok else 'no'} (IoU {'yes' if v['iou_clearly_above'][name] else 'no'}, class kept "
-            f"{'yes' if v['class_kept_at_least'][name] else 'no'})" for name, ok in v["clearly_above"].items()) + "."]
+            f"{name}: {yes[ok]} (IoU {yes[v['iou_clearly_above'][name]]}, class kept "
+            f"{yes[v['class_kept_at_least'][name]]})" for name, ok in v["clearly_above"].items()) + "."]
     lines += ["", "Picture: transgaga_digits.png (inputs, truth, each method's output of its first seed run, "
               "TransGaGa's landmarks).", "",
               "The runs (each a record in transgaga_runs/; the budget buys more steps on a faster machine, so compare "
