@@ -24,7 +24,10 @@ from unpaired.nn.landmarks import (
     LandmarkPCA,
     colour_heatmaps,
     first_moments,
+    move_images,
+    move_points,
     pixel_centres,
+    random_similarity,
     render_landmarks,
     spatial_softmax,
     spatial_variance,
@@ -117,6 +120,18 @@ def test_the_running_pca_follows_new_batches_and_its_state_is_in_buffers():
     assert pca.basis[0::2].abs().max() < 1e-3  # now in the y coordinates
 
 
+def test_a_moved_image_has_its_blobs_at_the_moved_points():
+    torch.manual_seed(0)
+    centres = torch.tensor([[[0.2, -0.3], [-0.4, 0.1]]]).expand(3, -1, -1)
+    blobs = render_landmarks(centres, torch.zeros(64, 64), sigma=0.05)
+    matrix, offset = random_similarity(3, degrees=45, scale=0.1, shift=0.1)
+    assert not torch.allclose(matrix, torch.eye(2).expand(3, -1, -1))  # the draws really move things
+    moved = move_images(blobs, matrix, offset)
+    assert torch.allclose(first_moments(moved / moved.sum((-2, -1), keepdim=True)),
+                          move_points(centres, matrix, offset), atol=2e-3)
+    assert torch.allclose(move_images(blobs, torch.eye(2).expand(3, -1, -1), torch.zeros(3, 2)), blobs, atol=1e-5)
+
+
 def test_heatmaps_are_painted_one_colour_per_landmark():
     painted = colour_heatmaps(one_hot_heatmaps([(0, 0), (7, 7)]), (16, 16))
     assert painted.shape == (1, 3, 16, 16) and painted.min() >= -1 and painted.max() <= 1
@@ -157,7 +172,8 @@ def data(tmp_path_factory) -> Path:
 
 
 def tiny_method(*overrides: str):
-    cfg = tiny_config("transgaga", Path("unused"), 1, *overrides)
+    """A tiny TransGaGa with a 3-channel domain a and a 1-channel domain b (so one geometry encoder per domain)."""
+    cfg = tiny_config("transgaga", Path("unused"), 1, "model.shared_geometry=false", *overrides)
     torch.manual_seed(0)
     return build_method("transgaga", to_object(cfg, "model"), weights_dict(cfg), {"a": 3, "b": 1},
                         cfg.data.image_size)
@@ -185,6 +201,38 @@ def test_transgaga_has_a_style_space_a_prior_and_landmarks():
         method.translate(x, "a2b", styles=2, interpolate_geometry=2)
     with pytest.raises(ValueError, match="domain 'b'"):
         method.translate(x, "a2b", reference=x)
+
+
+def test_a_shared_geometry_encoder_is_one_set_of_weights_for_both_domains():
+    def built(shared: bool, channels: tuple[int, int] = (3, 3)):
+        cfg = tiny_config("transgaga", Path("unused"), 1, f"model.shared_geometry={str(shared).lower()}")
+        return build_method("transgaga", to_object(cfg, "model"), weights_dict(cfg),
+                            dict(zip("ab", channels, strict=True)), cfg.data.image_size)
+
+    def size(module: torch.nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    shared, separate = built(True), built(False)
+    assert shared.nets["gen"]["geometry"]["a"] is shared.nets["gen"]["geometry"]["b"]
+    assert size(separate.nets["gen"]) - size(shared.nets["gen"]) == size(shared.nets["gen"]["geometry"]["a"])
+    gray_b = built(True, (3, 1)).eval()  # the one encoder reads the gray domain as RGB
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(gray_b.landmarks("b", x), gray_b.landmarks("a", x.expand(-1, 3, -1, -1)))
+    with pytest.raises(ValueError, match=r"model\.shared_geometry needs domains with equal channels"):
+        built(True, (3, 2))
+
+
+def test_the_equivariance_term_compares_moved_landmarks_with_the_landmarks_of_moved_images(data):
+    method = tiny_method().train()
+    batch = {"a": torch.rand(2, 3, 16, 16) * 2 - 1, "b": torch.rand(2, 1, 16, 16) * 2 - 1}
+    torch.manual_seed(3)
+    terms = method.loss_terms("gen", method.forward_step(batch))
+    assert terms["equivariance/a"] > 0 and terms["equivariance/b"] > 0
+    no_motion = tiny_method("model.equivariance_degrees=0", "model.equivariance_scale=0",
+                            "model.equivariance_shift=0").train()
+    terms = no_motion.loss_terms("gen", no_motion.forward_step(batch))
+    assert terms["equivariance/a"] < 1e-5  # nothing moved: the same landmarks twice
 
 
 def test_bad_options_are_refused_with_the_key_named():

@@ -7,7 +7,9 @@ Each domain's image x is split into a **geometry** and an **appearance**, transl
 together. Symbols of the paper -> names here (domain x = ``a``, y = ``b``; the same with a and b swapped):
 
 - E^g_x (geometry encoder) -> ``nets.gen.geometry.a``: K = ``model.landmarks`` heatmaps g (softmax over space, at
-  1/2**``model.geo_n_down`` of the image side); the landmarks p are their first moments (``unpaired.nn.landmarks``)
+  1/2**``model.geo_n_down`` of the image side); the landmarks p are their first moments (``unpaired.nn.landmarks``).
+  The paper has one per domain; ``model.shared_geometry`` makes it one network for both (our option), so that
+  landmark k can mark the same part in each domain and Phi^g need not discover the landmarks' correspondence
 - E^c (geometry code from heatmaps) -> the landmarks rendered as K Gaussian maps of width ``model.render_sigma``
   (normalised units) at the image size; parameter-free here, so a translated geometry (points) is drawn alike
 - E^a_x (appearance encoder) -> ``nets.gen.appearance.a``: the posterior q(a | x) = N(mu, diag exp(logvar)) of a
@@ -36,6 +38,12 @@ in the shipped configs is our choice and says so):
   image, so the decoder must honour the geometry it is given)
 - ``gan``: adversarial loss on images (D^img_b against x_ab); ``gan_g``: adversarial loss on geometry codes
   (D^geo_b: real landmarks of b images against Phi^g_{a->b}(p_a)); LSGAN by default (``model.gan_type``)
+- ``equivariance``: |E^g(T x) - T E^g(x)|_1 for a random similarity T (rotation, scale, shift within
+  ``model.equivariance_*``): not in TransGaGa's paper but in the landmark work its L_prior comes from (Zhang et al.,
+  "Unsupervised Discovery of Object Landmarks as Structural Representations", CVPR 2018; Thewlis et al., ICCV
+  2017). Our addition: without it the landmarks need not move with the image (on the warped digits they sit in a
+  ring around the digit and code its shape in small offsets), and a warp of the image is then no smooth map of
+  the landmarks for Phi^g to learn
 - ``gram``: appearance consistency L_con^a = |zeta(x) - zeta(x_ab)|_1 on Gram matrices of VGG16 features at
   ``model.gram_layers`` (needs ``model.gram_weights``)
 - ``gp``: WGAN-GP penalty of the image discriminators, used only with ``gan_type: wgan-gp``
@@ -77,7 +85,16 @@ from unpaired.methods.base import (
 from unpaired.methods.munit import StyleEncoder
 from unpaired.nn.blocks import MLP, init_weights
 from unpaired.nn.generators import AdaINGenerator
-from unpaired.nn.landmarks import GeometryEncoder, LandmarkPCA, colour_heatmaps, overlay_landmarks, render_landmarks
+from unpaired.nn.landmarks import (
+    GeometryEncoder,
+    LandmarkPCA,
+    colour_heatmaps,
+    move_images,
+    move_points,
+    overlay_landmarks,
+    random_similarity,
+    render_landmarks,
+)
 from unpaired.nn.vgg import LAYERS, load_vgg16_features
 
 PAIRS = (("a", "b"), ("b", "a"))  # (source, target) of the two translations
@@ -90,6 +107,9 @@ class TransGaGaConfig(MultiScaleGANConfig):
 
     landmarks: int = 30
     """K, the number of landmark heatmaps (the paper's 30)."""
+    shared_geometry: bool = False
+    """One geometry encoder for both domains (E^g_x = E^g_y), so landmark k marks the same part in each and Phi^g
+    starts from a correspondence; the paper has one per domain (our option; a gray domain is read as RGB)."""
     geo_n_down: int = 2
     """Stride-2 convs of the geometry encoder: heatmaps at 1/2**geo_n_down of the image side (our choice)."""
     render_sigma: float = 0.1
@@ -108,6 +128,12 @@ class TransGaGaConfig(MultiScaleGANConfig):
     transformer_dim: int = 256
     """Width of the geometry and appearance transformers (MLPs) and of the geometry discriminators."""
     transformer_layers: int = 3
+    equivariance_degrees: float = 45.0
+    """The ``equivariance`` term's random maps: rotations within +- this many degrees (our choice) ..."""
+    equivariance_scale: float = 0.1
+    """... scales within 1 +- this (our choice) ..."""
+    equivariance_shift: float = 0.1
+    """... and shifts within +- this, in normalised units (our choice)."""
     gram_weights: str | None = None
     """A VGG16 state_dict file (torchvision layout) for the ``gram`` term; needed only when its weight is > 0."""
     gram_layers: str = "relu1_2,relu2_2,relu3_3"
@@ -124,6 +150,7 @@ class TransGaGaWeights:
     concentration: float = 1.0
     cyc_g: float = 10.0
     cyc_a: float = 1.0
+    equivariance: float = 100.0
     gram: float = 0.0
     gp: float = 10.0
 
@@ -189,6 +216,14 @@ class TransGaGa(Method):
                                  f"valid: {', '.join(LAYERS)}")
         self.size_multiple = 2 ** max(cfg.n_down, cfg.geo_n_down)
         parts = {d: domain_networks(channels[d], cfg) for d in DOMAINS}
+        if cfg.shared_geometry:
+            if len(set(channels.values())) > 1 and min(channels.values()) != 1:
+                raise ValueError(f"model.shared_geometry needs domains with equal channels (or one gray), "
+                                 f"got {channels}")
+            widest = max(DOMAINS, key=lambda d: channels[d])
+            for d in DOMAINS:  # one module under both names: one set of weights; gray images are read as RGB
+                parts[d]["geometry"] = parts[widest]["geometry"]
+        self.geometry_channels = max(channels.values()) if cfg.shared_geometry else None
         coordinates = 2 * cfg.landmarks
 
         def transformers(make: Any) -> nn.ModuleDict:
@@ -215,6 +250,8 @@ class TransGaGa(Method):
     # -- networks ----------------------------------------------------------------------------------
     def encode_geometry(self, domain: str, x: Tensor) -> tuple[Tensor, Tensor]:
         """E^g_domain(x): (heatmaps N x K x h x w, landmarks N x K x 2)."""
+        if self.geometry_channels is not None:
+            x = x.expand(-1, self.geometry_channels, -1, -1)  # a gray domain into the shared (RGB) encoder
         return self.nets["gen"]["geometry"][domain](x)
 
     def encode_appearance(self, domain: str, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -282,6 +319,12 @@ class TransGaGa(Method):
             step[f"app_{d}"] = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # a ~ q(a | x), reparameterised
             if self.training:
                 self.nets["gen"]["pca"][d].update(step[f"p_{d}"])
+            if self.active("equivariance"):  # the landmarks of a moved image are the moved landmarks
+                cfg = self.cfg
+                matrix, offset = random_similarity(len(x[d]), cfg.equivariance_degrees, cfg.equivariance_scale,
+                                                   cfg.equivariance_shift, x[d].device)
+                step[f"p_{d}_moved"] = move_points(step[f"p_{d}"], matrix, offset)
+                step[f"p_moved_{d}"] = self.landmarks(d, move_images(x[d], matrix, offset))
         for source, target in PAIRS:
             s, t = source, target
             step[f"p_{s}{t}"] = self.transform_geometry(f"{s}2{t}", step[f"p_{s}"])
@@ -328,6 +371,7 @@ class TransGaGa(Method):
             "concentration": lambda s, t: (concentration(step[f"heat_{s}"], step[f"p_{s}"]), s),
             "cyc_g": lambda s, t: (l1(step[f"p_{s}{t}{s}"], step[f"p_{s}"]), s),
             "cyc_a": lambda s, t: (l1(step[f"app_{s}{t}{s}"], step[f"mu_{s}"]), s),
+            "equivariance": lambda s, t: (l1(step[f"p_moved_{s}"], step[f"p_{s}_moved"]), s),
             "gram": lambda s, t: (gram_distance(self._gram_features(step["x_a"].device), step[f"x_{s}{t}"],
                                                 step[f"x_{s}"]), t),
         }

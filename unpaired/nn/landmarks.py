@@ -64,6 +64,32 @@ def render_landmarks(points: Tensor, like: Tensor, sigma: float) -> Tensor:
     return gy[..., :, None] * gx[..., None, :]
 
 
+def random_similarity(count: int, degrees: float, scale: float, shift: float, device: torch.device | str = "cpu"
+                      ) -> tuple[Tensor, Tensor]:
+    """``count`` random maps ``q = M p + t`` of normalised points: a rotation within +-``degrees``, a scale within
+    1 +- ``scale``, a shift within +-``shift`` on each axis (uniform draws from the global generator). Returns
+    (M: ``count x 2 x 2``, t: ``count x 2``)."""
+    angle = (torch.rand(count, device=device) * 2 - 1) * degrees * torch.pi / 180
+    factor = 1 + (torch.rand(count, device=device) * 2 - 1) * scale
+    cos, sin = torch.cos(angle) * factor, torch.sin(angle) * factor
+    matrix = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+    return matrix, (torch.rand(count, 2, device=device) * 2 - 1) * shift
+
+
+def move_points(points: Tensor, matrix: Tensor, offset: Tensor) -> Tensor:
+    """``N x K x 2`` points under the maps ``M p + t`` of ``random_similarity``."""
+    return points @ matrix.transpose(1, 2) + offset[:, None, :]
+
+
+def move_images(images: Tensor, matrix: Tensor, offset: Tensor) -> Tensor:
+    """``images`` under the maps ``M p + t``: what was at p is at M p + t after (``grid_sample`` reads the output at
+    u from the input at M^-1 (u - t)); the frame's edge pixels continue beyond it (the background, as a rule)."""
+    inverse = torch.linalg.inv(matrix)
+    theta = torch.cat([inverse, -(inverse @ offset[..., None])], -1).to(images.dtype)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 class GeometryEncoder(nn.Module):
     """E^g: image -> K heatmaps (softmax over space) at 1/2**n_down of the image side, and their first moments.
 
