@@ -56,8 +56,10 @@ geometries from the input's own landmarks to their translation. The ``LandmarkGe
 landmarks (``unpaired translate --show-landmarks``).
 
 Limits: with several processes (torchrun) each process folds its own batches into its PCA statistics, so the
-processes' PCA buffers drift apart slowly (checkpoints keep process 0's). Quality on the warped-digits benchmark is
-not measured yet (``bench/transgaga.py`` has run only with ``--quick``), so the shipped weights are unvalidated.
+processes' PCA buffers drift apart slowly (checkpoints keep process 0's). On the warped-digits benchmark
+(``bench/results/transgaga.md``) the translations do not keep the digit yet: Phi^g, an MLP on the stacked
+coordinates, finds the landmarks' correspondence only slowly (``bench/results/probes/
+transgaga_geometry_correspondence/README.md``).
 """
 
 from __future__ import annotations
