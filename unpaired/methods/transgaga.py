@@ -9,7 +9,7 @@ together. Symbols of the paper -> names here (domain x = ``a``, y = ``b``; the s
 - E^g_x (geometry encoder) -> ``nets.gen.geometry.a``: K = ``model.landmarks`` heatmaps g (softmax over space, at
   1/2**``model.geo_n_down`` of the image side); the landmarks p are their first moments (``unpaired.nn.landmarks``).
   The paper has one per domain; ``model.shared_geometry`` makes it one network for both (our option), so that
-  landmark k can mark the same part in each domain and Phi^g need not discover the landmarks' correspondence
+  landmark k can mark the same part in each domain
 - E^c (geometry code from heatmaps) -> the landmarks rendered as K Gaussian maps of width ``model.render_sigma``
   (normalised units) at the image size; parameter-free here, so a translated geometry (points) is drawn alike
 - E^a_x (appearance encoder) -> ``nets.gen.appearance.a``: the posterior q(a | x) = N(mu, diag exp(logvar)) of a
@@ -110,8 +110,8 @@ class TransGaGaConfig(MultiScaleGANConfig):
     landmarks: int = 30
     """K, the number of landmark heatmaps (the paper's 30)."""
     shared_geometry: bool = False
-    """One geometry encoder for both domains (E^g_x = E^g_y), so landmark k marks the same part in each and Phi^g
-    starts from a correspondence; the paper has one per domain (our option; a gray domain is read as RGB)."""
+    """One geometry encoder for both domains (E^g_x = E^g_y), so landmark k can mark the same part in each; the
+    paper has one per domain (our option; a gray domain is read as RGB)."""
     geo_n_down: int = 2
     """Stride-2 convs of the geometry encoder: heatmaps at 1/2**geo_n_down of the image side (our choice)."""
     render_sigma: float = 0.1
@@ -325,8 +325,8 @@ class TransGaGa(Method):
                 cfg = self.cfg
                 matrix, offset = random_similarity(len(x[d]), cfg.equivariance_degrees, cfg.equivariance_scale,
                                                    cfg.equivariance_shift, x[d].device)
-                step[f"p_{d}_moved"] = move_points(step[f"p_{d}"], matrix, offset)
-                step[f"p_moved_{d}"] = self.landmarks(d, move_images(x[d], matrix, offset))
+                step[f"moved_p_{d}"] = move_points(step[f"p_{d}"], matrix, offset)
+                step[f"p_of_moved_{d}"] = self.landmarks(d, move_images(x[d], matrix, offset))
         for source, target in PAIRS:
             s, t = source, target
             step[f"p_{s}{t}"] = self.transform_geometry(f"{s}2{t}", step[f"p_{s}"])
@@ -373,7 +373,7 @@ class TransGaGa(Method):
             "concentration": lambda s, t: (concentration(step[f"heat_{s}"], step[f"p_{s}"]), s),
             "cyc_g": lambda s, t: (l1(step[f"p_{s}{t}{s}"], step[f"p_{s}"]), s),
             "cyc_a": lambda s, t: (l1(step[f"app_{s}{t}{s}"], step[f"mu_{s}"]), s),
-            "equivariance": lambda s, t: (l1(step[f"p_moved_{s}"], step[f"p_{s}_moved"]), s),
+            "equivariance": lambda s, t: (l1(step[f"p_of_moved_{s}"], step[f"moved_p_{s}"]), s),
             "gram": lambda s, t: (gram_distance(self._gram_features(step["x_a"].device), step[f"x_{s}{t}"],
                                                 step[f"x_{s}"]), t),
         }
