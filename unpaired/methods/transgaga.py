@@ -315,18 +315,22 @@ class TransGaGa(Method):
         x = {"a": batch["a"], "b": batch["b"]}
         step: Step = {"x_a": x["a"], "x_b": x["b"]}
         for d in DOMAINS:
-            step[f"heat_{d}"], step[f"p_{d}"] = self.encode_geometry(d, x[d])
             mu, logvar = self.encode_appearance(d, x[d])
             step[f"mu_{d}"], step[f"logvar_{d}"] = mu, logvar
             step[f"app_{d}"] = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # a ~ q(a | x), reparameterised
-            if self.training:
-                self.nets["gen"]["pca"][d].update(step[f"p_{d}"])
+            images = x[d]
             if self.active("equivariance"):  # the landmarks of a moved image are the moved landmarks
                 cfg = self.cfg
                 matrix, offset = random_similarity(len(x[d]), cfg.equivariance_degrees, cfg.equivariance_scale,
                                                    cfg.equivariance_shift, x[d].device)
+                images = torch.cat([x[d], move_images(x[d], matrix, offset)])  # one E^g pass for both
+            heatmaps, points = self.encode_geometry(d, images)
+            step[f"heat_{d}"], step[f"p_{d}"] = heatmaps[:len(x[d])], points[:len(x[d])]
+            if self.active("equivariance"):
                 step[f"moved_p_{d}"] = move_points(step[f"p_{d}"], matrix, offset)
-                step[f"p_of_moved_{d}"] = self.landmarks(d, move_images(x[d], matrix, offset))
+                step[f"p_of_moved_{d}"] = points[len(x[d]):]
+            if self.training:
+                self.nets["gen"]["pca"][d].update(step[f"p_{d}"])
         for source, target in PAIRS:
             s, t = source, target
             step[f"p_{s}{t}"] = self.transform_geometry(f"{s}2{t}", step[f"p_{s}"])

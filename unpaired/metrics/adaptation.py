@@ -80,6 +80,7 @@ from unpaired.io import atomic_json, atomic_write
 from unpaired.methods import METHODS
 from unpaired.methods.base import AuxiliaryClassifier, methods_with, require
 from unpaired.metrics.digits import accuracy, class_probabilities, digit_fid, ensure_feature_net, to_unit_range
+from unpaired.nn.augment import resample
 from unpaired.nn.classifiers import DigitClassifier, load_digit_network, save_digit_network
 from unpaired.training.batches import StepBatches
 from unpaired.training.trainer import RunFolderError, Trainer
@@ -175,8 +176,7 @@ def random_affine(x: Tensor, gen: torch.Generator, degrees: float = 10.0, scale:
     offset = (torch.rand(n, 2, generator=gen) * 2 - 1) * shift
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
-    out = F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
+    out = resample(x, theta)
     return out + noise * torch.randn(out.shape, generator=gen).to(out)
 
 

@@ -61,9 +61,9 @@ class Augmentation:
     def _uniform(self, n: int, half_width: float, device: torch.device) -> Tensor:
         return (torch.rand(n, device=device) * 2 - 1) * half_width
 
-    def sampling_grid(self, n: int, height: int, width: int, device: torch.device) -> Tensor:
-        """N x H x W x 2 ``grid_sample`` grid: a random affine map (rotation, shear, shift) followed by a random
-        crop, composed. Coordinates are normalised to [-1, 1] on both axes."""
+    def sampling_maps(self, n: int, device: torch.device) -> Tensor:
+        """N x 2 x 3 sampling maps (``resample``'s theta): a random affine map (rotation, shear, shift) followed by
+        a random crop, composed. Coordinates are normalised to [-1, 1] on both axes."""
         angle = self._uniform(n, math.radians(self.rotate), device)
         shear = self._uniform(n, math.radians(self.shear), device)
         shift = torch.stack([self._uniform(n, 2 * self.translate, device),
@@ -81,14 +81,10 @@ class Augmentation:
         # output w -> crop (diag(crop) w + corner) -> affine inverse (A^-1 (v - shift))
         matrix = inverse * crop[:, None, :]
         offset = (inverse @ (corner - shift)[:, :, None])[:, :, 0]
-        theta = torch.cat([matrix, offset[:, :, None]], 2)
-        return F.affine_grid(theta, [n, 1, height, width], align_corners=False)
+        return torch.cat([matrix, offset[:, :, None]], 2)
 
     def geometric(self, images: Tensor) -> Tensor:
-        n, _, h, w = images.shape
-        grid = self.sampling_grid(n, h, w, images.device).to(images.dtype)
-        # sample (x + 1) with zero padding: outside pixels become 0, i.e. black (-1) after shifting back
-        return F.grid_sample(images + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+        return resample(images, self.sampling_maps(len(images), images.device))
 
     def photometric(self, images: Tensor) -> Tensor:
         n, c = images.shape[:2]
@@ -106,6 +102,17 @@ class Augmentation:
         if c == 3 and self.hue:
             x = _rotate_hue(x, self._uniform(n, 2 * math.pi * self.hue, device)).clamp(0, 1)
         return (x * 2 - 1).to(images.dtype)
+
+
+def resample(images: Tensor, theta: Tensor, outside: float | None = -1.0) -> Tensor:
+    """``images`` (N x C x H x W) read through the N x 2 x 3 sampling maps ``theta``: output point u (normalised
+    coordinates, ``align_corners=False``) shows the input at ``theta @ (u, 1)``, bilinear. What comes from outside
+    the frame is ``outside`` (default -1: black), or with None the frame's edge pixels continued."""
+    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
+    if outside is None:
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # sample (x - outside) with zero padding: outside pixels become 0, i.e. `outside` after shifting back
+    return F.grid_sample(images - outside, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + outside
 
 
 def _gray(x: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unpaired.images import landmark_palette
+from unpaired.nn.augment import resample
 from unpaired.nn.encoders import DownsamplingEncoder
 
 
@@ -85,9 +86,7 @@ def move_images(images: Tensor, matrix: Tensor, offset: Tensor) -> Tensor:
     """``images`` under the maps ``M p + t``: what was at p is at M p + t after (``grid_sample`` reads the output at
     u from the input at M^-1 (u - t)); the frame's edge pixels continue beyond it (the background, as a rule)."""
     inverse = torch.linalg.inv(matrix)
-    theta = torch.cat([inverse, -(inverse @ offset[..., None])], -1).to(images.dtype)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return resample(images, torch.cat([inverse, -(inverse @ offset[..., None])], -1), outside=None)
 
 
 class GeometryEncoder(nn.Module):

@@ -58,7 +58,9 @@ def main(checkpoint: str, work: str) -> None:
     print(f"landmarks: Phi^g {distance(p_ab)}, shuffled {distance(p_ab[torch.randperm(len(p_ab))])}, "
           f"mean B shape {distance(p_true.mean(0, keepdim=True))}")
     for domain, x in (("a", x_a), ("b", x_b)):
-        matrix, offset = random_similarity(len(x), 45, 0.1, 0.1)
+        cfg = method.cfg  # the checkpoint's own ranges (the defaults for a run without the term)
+        matrix, offset = random_similarity(len(x), cfg.equivariance_degrees, cfg.equivariance_scale,
+                                           cfg.equivariance_shift)
         moved = method.landmarks(domain, move_images(x, matrix, offset))
         error = (moved - move_points(method.landmarks(domain, x), matrix, offset)).norm(dim=-1).mean()
         print(f"equivariance {domain}: {float(error):.3f}")
