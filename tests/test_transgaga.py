@@ -261,15 +261,17 @@ def losses_over(run: Path, name: str) -> list[float]:
 
 
 def test_reconstruction_falls_and_reference_translations_keep_the_inputs_landmarks(tmp_path, data):
-    """40 steps on 16 px shapes (about 10 s): the reconstruction term falls, and translating with two different
+    """80 steps on 16 px shapes (about 7 s): the reconstruction term falls, and translating with two different
     references gives outputs whose landmarks (read again by E^g_b) agree with each other within 0.25 (normalised
-    units: an eighth of the frame) and far better than the two references' own landmarks agree."""
+    units: an eighth of the frame) and far better than the two references' own landmarks agree. 80 steps, not 40:
+    the shipped config's equivariance term slows the first steps' reconstruction (after 40 it had fallen by 19-24 %,
+    at the bar on an AVX2-only CPU; after 80 by 35-37 % on AVX2 and Zen 4 alike)."""
     run = tmp_path / "run"
-    trainer = Trainer(tiny_config("transgaga", data, 40, "optim.lr=0.001", "train.ema_decay=0"), run)
+    trainer = Trainer(tiny_config("transgaga", data, 80, "optim.lr=0.001", "train.ema_decay=0"), run)
     trainer.fit()
     for domain in "ab":
         recon = losses_over(run, f"loss/gen/recon_x/{domain}")
-        assert len(recon) == 40
+        assert len(recon) == 80
         assert sum(recon[-5:]) / 5 < 0.8 * sum(recon[:3]) / 3, (domain, recon)
     method = trainer.method.eval()
     x = torch.stack([FolderSource(data / "testA", channels=3)[i] for i in range(4)]).float() / 127.5 - 1
