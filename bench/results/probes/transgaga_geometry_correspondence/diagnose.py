@@ -1,9 +1,12 @@
 """Where a TransGaGa checkpoint of the warped-digits benchmark loses the geometry, on validation digits.
 
 Validation: MNIST test rows 8000-8499, where settings are chosen (the benchmark reports rows 0-1999 only).
-Prints: translation IoU to the true B version and class kept (the benchmark's judge); both again for decoding the
-truth's own landmarks (what a perfect geometry transformer Phi^g would reach); the distance of Phi^g's landmarks to
-the truth's, against a shuffled pairing and the mean B shape; and how well landmarks move with a moved image.
+Prints: translation IoU to the true B version and class kept (the benchmark's judge); both again for decoding, with
+the translated appearance, the truth's own landmarks (what a perfect geometry transformer Phi^g would reach), the
+same through b's PCA, the input's own landmarks (Phi^g the identity), the best affine map of the input's landmarks
+fitted on 400 of these pairs (a supervised bound), and Phi^g's; the distance of Phi^g's landmarks to the truth's,
+against a shuffled pairing and the mean B shape, and Phi^g's cycle error; and how well landmarks move with a moved
+image.
 
     PYTHONPATH=. python bench/results/probes/transgaga_geometry_correspondence/diagnose.py CHECKPOINT WORK
 (WORK: the benchmark's --work folder, which holds the cached judge.)
@@ -47,16 +50,28 @@ def main(checkpoint: str, work: str) -> None:
           f"{accuracy(judge, to_unit_range(translated), labels):.3f}")
     p_a, p_true = method.landmarks("a", x_a), method.landmarks("b", x_b)
     appearance = method.transform_appearance("a2b", method.encode_style("a", x_a))
-    decoded = method.decode("b", p_true, appearance, x_a)
-    print(f"decoding the truth's own landmarks: IoU {overlap(decoded)}, class kept "
-          f"{accuracy(judge, to_unit_range(decoded), labels):.3f}")
+
+    def decoded(name: str, points: torch.Tensor) -> None:
+        images = method.decode("b", points, appearance, x_a)
+        kept = accuracy(judge, to_unit_range(images), labels)
+        print(f"decoding {name}: IoU {overlap(images)}, class kept {kept:.3f}")
+
+    decoded("the truth's own landmarks", p_true)
+    decoded("the truth's landmarks through b's PCA", method.nets["gen"]["pca"]["b"].denoise(p_true))
+    decoded("the input's own landmarks (Phi^g the identity)", p_a)
+    inputs = torch.cat([p_a.flatten(1), torch.ones(len(p_a), 1)], 1)  # a supervised bound: the best affine map,
+    fitted = inputs @ torch.linalg.lstsq(inputs[:400], p_true.flatten(1)[:400]).solution  # fitted on 400 pairs
+    decoded("a least-squares affine map of the input's landmarks (fitted on 400 of these pairs)",
+            fitted.view_as(p_true))
     p_ab = method.transform_geometry("a2b", p_a)
+    decoded("Phi^g's landmarks", p_ab)
 
     def distance(points: torch.Tensor) -> float:
         return round(float((points - p_true).norm(dim=-1).mean()), 3)
 
     print(f"landmarks: Phi^g {distance(p_ab)}, shuffled {distance(p_ab[torch.randperm(len(p_ab))])}, "
-          f"mean B shape {distance(p_true.mean(0, keepdim=True))}")
+          f"mean B shape {distance(p_true.mean(0, keepdim=True))}; Phi^g b->a after a->b back to the input's "
+          f"{float((method.transform_geometry('b2a', p_ab) - p_a).norm(dim=-1).mean()):.3f}")
     for domain, x in (("a", x_a), ("b", x_b)):
         cfg = method.cfg  # the checkpoint's own ranges (the defaults for a run without the term)
         matrix, offset = random_similarity(len(x), cfg.equivariance_degrees, cfg.equivariance_scale,
