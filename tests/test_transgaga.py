@@ -265,7 +265,8 @@ def test_reconstruction_falls_and_reference_translations_keep_the_inputs_landmar
     references gives outputs whose landmarks (read again by E^g_b) agree with each other within 0.25 (normalised
     units: an eighth of the frame) and far better than the two references' own landmarks agree. 80 steps, not 40:
     the shipped config's equivariance term slows the first steps' reconstruction (after 40 it had fallen by 19-24 %,
-    at the bar on an AVX2-only CPU; after 80 by 35-37 % on AVX2 and Zen 4 alike)."""
+    at the bar with AVX2-only kernels (ONEDNN_MAX_CPU_ISA=AVX2 on a Zen 4); after 80 by 35-37 % with
+    AVX2 and AVX-512 kernels alike)."""
     run = tmp_path / "run"
     trainer = Trainer(tiny_config("transgaga", data, 80, "optim.lr=0.001", "train.ema_decay=0"), run)
     trainer.fit()

@@ -318,17 +318,14 @@ class TransGaGa(Method):
             mu, logvar = self.encode_appearance(d, x[d])
             step[f"mu_{d}"], step[f"logvar_{d}"] = mu, logvar
             step[f"app_{d}"] = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # a ~ q(a | x), reparameterised
-            images = x[d]
-            if self.active("equivariance"):  # the landmarks of a moved image are the moved landmarks
-                cfg = self.cfg
-                matrix, offset = random_similarity(len(x[d]), cfg.equivariance_degrees, cfg.equivariance_scale,
-                                                   cfg.equivariance_shift, x[d].device)
-                images = torch.cat([x[d], move_images(x[d], matrix, offset)])  # one E^g pass for both
+            n, cfg = len(x[d]), self.cfg
+            motion = (random_similarity(n, cfg.equivariance_degrees, cfg.equivariance_scale, cfg.equivariance_shift,
+                                        x[d].device) if self.active("equivariance") else None)
+            images = x[d] if motion is None else torch.cat([x[d], move_images(x[d], *motion)])  # one E^g pass
             heatmaps, points = self.encode_geometry(d, images)
-            step[f"heat_{d}"], step[f"p_{d}"] = heatmaps[:len(x[d])], points[:len(x[d])]
-            if self.active("equivariance"):
-                step[f"moved_p_{d}"] = move_points(step[f"p_{d}"], matrix, offset)
-                step[f"p_of_moved_{d}"] = points[len(x[d]):]
+            step[f"heat_{d}"], step[f"p_{d}"] = heatmaps[:n], points[:n]
+            if motion is not None:  # the landmarks of a moved image are the moved landmarks
+                step[f"moved_p_{d}"], step[f"p_of_moved_{d}"] = move_points(points[:n], *motion), points[n:]
             if self.training:
                 self.nets["gen"]["pca"][d].update(step[f"p_{d}"])
         for source, target in PAIRS:

@@ -72,8 +72,8 @@ def main(checkpoint: str, work: str) -> None:
     print(f"landmarks: Phi^g {distance(p_ab)}, shuffled {distance(p_ab[torch.randperm(len(p_ab))])}, "
           f"mean B shape {distance(p_true.mean(0, keepdim=True))}; Phi^g b->a after a->b back to the input's "
           f"{float((method.transform_geometry('b2a', p_ab) - p_a).norm(dim=-1).mean()):.3f}")
+    cfg = method.cfg  # the checkpoint's own ranges (the defaults for a run without the term)
     for domain, x in (("a", x_a), ("b", x_b)):
-        cfg = method.cfg  # the checkpoint's own ranges (the defaults for a run without the term)
         matrix, offset = random_similarity(len(x), cfg.equivariance_degrees, cfg.equivariance_scale,
                                            cfg.equivariance_shift)
         moved = method.landmarks(domain, move_images(x, matrix, offset))
