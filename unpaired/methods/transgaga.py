@@ -57,8 +57,8 @@ landmarks (``unpaired translate --show-landmarks``).
 
 Limits: with several processes (torchrun) each process folds its own batches into its PCA statistics, so the
 processes' PCA buffers drift apart slowly (checkpoints keep process 0's). On the warped-digits benchmark
-(``bench/results/transgaga.md``) the translations do not keep the digit yet: Phi^g, an MLP on the stacked
-coordinates, finds the landmarks' correspondence only slowly (``bench/results/probes/
+(``bench/results/transgaga.md``) the translations keep the digit less often than CycleGAN's: Phi^g, an MLP on the
+stacked coordinates, finds the landmarks' correspondence only slowly (``bench/results/probes/
 transgaga_geometry_correspondence/README.md``).
 """
 
